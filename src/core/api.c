@@ -1,0 +1,288 @@
+#include "api.h"
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "../common/utf8.h"
+#include "request.h"
+
+void api_request_id(char out[33])
+{
+    unsigned char raw[16];
+    static const char hex[] = "0123456789abcdef";
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        memset(raw, 0, sizeof raw);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static char *print(cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+void api_error(struct api_response *resp, int status, const char *code, const char *message,
+               const char *request_id)
+{
+    cJSON *j = cJSON_CreateObject();
+    struct buf safe = BUF_INIT;
+    /* Messages may quote request text: keep the JSON valid whatever it is. */
+    utf8_repair(message, strlen(message), 0, &safe);
+    cJSON_AddStringToObject(j, "error", safe.data ? safe.data : "");
+    cJSON_AddStringToObject(j, "code", code);
+    cJSON_AddStringToObject(j, "request_id", request_id ? request_id : "");
+    buf_free(&safe);
+    free(resp->body);
+    resp->status = status;
+    resp->body = print(j);
+}
+
+const char *api_signal_name(int sig)
+{
+    static const struct {
+        int n;
+        const char *name;
+    } names[] = {{SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+                 {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+                 {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+                 {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+                 {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+                 {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"}};
+    if (sig <= 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].n == sig)
+            return names[i].name;
+    return "SIGNAL";
+}
+
+static void add_text(cJSON *o, const char *key, const struct buf *b, int cut)
+{
+    struct buf safe = BUF_INIT;
+    utf8_repair(b->data ? b->data : "", b->len, cut, &safe);
+    cJSON_AddStringToObject(o, key, safe.data ? safe.data : "");
+    buf_free(&safe);
+}
+
+static void add_step(cJSON *o, const struct step_result *s)
+{
+    int cut = s->output_limit;
+    add_text(o, "stdout", &s->out, cut);
+    add_text(o, "stderr", &s->err, cut);
+    if (s->signal || s->exit_code < 0)
+        cJSON_AddNullToObject(o, "exit_code");
+    else
+        cJSON_AddNumberToObject(o, "exit_code", s->exit_code);
+    const char *sig = api_signal_name(s->signal);
+    if (sig)
+        cJSON_AddStringToObject(o, "signal", sig);
+    else
+        cJSON_AddNullToObject(o, "signal");
+    cJSON_AddBoolToObject(o, "timed_out", s->timed_out);
+    cJSON_AddBoolToObject(o, "oom_killed", s->oom_killed);
+    cJSON_AddBoolToObject(o, "output_truncated", s->output_limit);
+    cJSON_AddNumberToObject(o, "cpu_time_ms", (double)s->cpu_ms);
+    cJSON_AddNumberToObject(o, "memory_kb", (double)s->memory_kb);
+}
+
+static cJSON *result_object(const struct run_result *r, const struct run_spec *spec)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_step(o, &r->run);
+    cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
+    cJSON_AddStringToObject(o, "status", run_status_name(r->status));
+    if (r->status == RUN_INTERNAL_ERROR)
+        cJSON_AddStringToObject(o, "message", r->message);
+    if (spec->compile) {
+        cJSON *c = cJSON_AddObjectToObject(o, "compile");
+        add_step(c, &r->compile);
+        cJSON_AddNumberToObject(c, "duration_ms", (double)r->compile.wall_ms);
+    }
+    return o;
+}
+
+char *api_result_json(const struct run_result *r, const struct run_spec *spec)
+{
+    return print(result_object(r, spec));
+}
+
+void api_finish(const struct batch *b, struct api_response *resp)
+{
+    size_t down = 0;
+    for (size_t i = 0; i < b->count; i++)
+        down += b->results[i].engine_down;
+    if (down == b->count) {
+        char msg[BG_ERRLEN + 64];
+        snprintf(msg, sizeof msg, "the docker engine is unavailable: %s", b->results[0].message);
+        api_error(resp, 503, "engine_unavailable", msg, b->request_id);
+        resp->retry_after = 5;
+        return;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < b->count; i++)
+        cJSON_AddItemToArray(arr, result_object(&b->results[i], &b->spec));
+    resp->status = 200;
+    resp->body = print(arr);
+    if (!resp->body)
+        api_error(resp, 500, "internal_error", "out of memory writing the results", b->request_id);
+}
+
+static void send_json(struct api_response *resp, int status, cJSON *j)
+{
+    resp->status = status;
+    resp->body = print(j);
+}
+
+static void route_healthz(struct service *s, const struct api_request *req,
+                          struct api_response *resp)
+{
+    char version[64], err[BG_ERRLEN];
+    if (service_engine_version(s, version, err) < 0) {
+        api_error(resp, 503, "engine_unavailable", err, req->request_id);
+        resp->retry_after = 5;
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddStringToObject(j, "engine", version);
+    cJSON_AddNumberToObject(j, "queued", (double)s->queue->ops->depth(s->queue->self));
+    cJSON_AddNumberToObject(j, "busy_workers", atomic_load(&s->busy));
+    send_json(resp, 200, j);
+}
+
+static void route_languages(struct service *s, struct api_response *resp)
+{
+    struct profile_set *set = service_profiles(s);
+    cJSON *arr = cJSON_CreateArray();
+    char err[BG_ERRLEN];
+    for (size_t i = 0; i < set->n; i++) {
+        const struct profile *p = &set->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", p->name);
+        cJSON *aliases = cJSON_AddArrayToObject(o, "aliases");
+        for (size_t a = 0; p->aliases && p->aliases[a]; a++)
+            cJSON_AddItemToArray(aliases, cJSON_CreateString(p->aliases[a]));
+        cJSON_AddStringToObject(o, "image", p->image);
+        cJSON_AddBoolToObject(o, "available", service_image_present(s, p->image, err) == 1);
+        cJSON_AddItemToArray(arr, o);
+    }
+    profile_set_unref(set);
+    send_json(resp, 200, arr);
+}
+
+static void refuse(struct api_response *resp, const struct request_error *e, const char *id)
+{
+    api_error(resp, e->status, e->code, e->message, id);
+}
+
+static int route_compile(struct service *s, const struct api_request *req,
+                         struct api_response *resp, struct batch **pending, batch_done_fn on_done,
+                         void *arg)
+{
+    struct request_in in = {req->content_type, req->query_lang, req->query_count, req->body,
+                            req->body_len};
+    struct request_error e = {0};
+    struct run_spec spec;
+    const struct profile *p = NULL;
+    size_t count = 0;
+    char err[BG_ERRLEN], msg[2 * BG_ERRLEN];
+    struct profile_set *set = service_profiles(s);
+    int rc = request_parse(&in, set, &s->cfg, &spec, &count, &p, &e);
+    if (rc < 0) {
+        profile_set_unref(set);
+        refuse(resp, &e, req->request_id);
+        return API_READY;
+    }
+    /* Refuse at once what cannot run, rather than queue it to fail. */
+    int present = service_image_present(s, spec.image, err);
+    if (present <= 0) {
+        if (present == 0)
+            snprintf(msg, sizeof msg,
+                     "the image %s of language '%s' is missing: build it with scripts/build-images",
+                     spec.image, p->name);
+        else
+            snprintf(msg, sizeof msg, "the docker engine is unavailable: %s", err);
+        api_error(resp, 503, present == 0 ? "image_missing" : "engine_unavailable", msg,
+                  req->request_id);
+        resp->retry_after = present == 0 ? 60 : 5;
+        run_spec_free(&spec);
+        profile_set_unref(set);
+        return API_READY;
+    }
+    struct batch *b = batch_new(&spec, count, req->request_id);
+    if (!b) {
+        run_spec_free(&spec);
+        profile_set_unref(set);
+        api_error(resp, 500, "internal_error", "out of memory", req->request_id);
+        return API_READY;
+    }
+    b->profiles = set;
+    b->on_done = on_done;
+    b->arg = arg;
+    rc = service_submit(s, b);
+    if (rc < 0) {
+        batch_unref(b);
+        if (rc == BG_EFULL)
+            api_error(resp, 503, "queue_full",
+                      "the backlog is full: retry later", req->request_id);
+        else if (rc == BG_ECLOSED)
+            api_error(resp, 503, "shutting_down", "the service is shutting down",
+                      req->request_id);
+        else
+            api_error(resp, 500, "internal_error", "out of memory", req->request_id);
+        resp->retry_after = 1;
+        return API_READY;
+    }
+    *pending = b;
+    return API_PENDING;
+}
+
+int api_handle(struct service *s, const struct api_request *req, struct api_response *resp,
+               struct batch **pending, batch_done_fn on_done, void *arg)
+{
+    const char *m = req->method, *path = req->path;
+    int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    *pending = NULL;
+    resp->retry_after = 0;
+    resp->allow = NULL;
+    if (strcmp(path, "/compile") == 0) {
+        if (strcmp(m, "POST") == 0)
+            return route_compile(s, req, resp, pending, on_done, arg);
+        resp->allow = "POST";
+    } else if (strcmp(path, "/") == 0 || strcmp(path, "/healthz") == 0 ||
+               strcmp(path, "/languages") == 0) {
+        if (get) {
+            if (strcmp(path, "/healthz") == 0)
+                route_healthz(s, req, resp);
+            else if (strcmp(path, "/languages") == 0)
+                route_languages(s, resp);
+            else {
+                cJSON *j = cJSON_CreateObject();
+                cJSON_AddStringToObject(j, "service", "bg-compiler");
+                cJSON_AddStringToObject(j, "status", "ok");
+                send_json(resp, 200, j);
+            }
+            return API_READY;
+        }
+        resp->allow = "GET, HEAD";
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof msg, "no route %.200s (see docs/API.md)", path);
+        api_error(resp, 404, "not_found", msg, req->request_id);
+        return API_READY;
+    }
+    char msg[300];
+    snprintf(msg, sizeof msg, "method %.16s is not allowed on %.200s (allowed: %s)", m, path,
+             resp->allow);
+    api_error(resp, 405, "method_not_allowed", msg, req->request_id);
+    return API_READY;
+}

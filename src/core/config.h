@@ -1,0 +1,56 @@
+/*
+ * config: the service's settings, from flags and an optional Lua file.
+ *
+ * One table describes every long flag (name, type, range, help); the
+ * command line and the --config file both go through config_set(), so a
+ * setting has one name, one check and one error message wherever it comes
+ * from. The command line wins over the file.
+ */
+#ifndef BG_CONFIG_H
+#define BG_CONFIG_H
+
+#include "../common/err.h"
+
+struct config {
+    long backlog;
+    long memory_mb;
+    long cpu_shares;
+    long output_kb;
+    long timeout_s;
+    long workers;
+    long port;
+    long max_count;
+    long max_body_kb;
+    long grace_s;
+    int gvisor;
+    char *host;
+    char *runtime;
+    char *languages;
+    char *docker_host;
+    char *config_file;
+    char *log_level;
+    char **allow_images; /* from the config file only */
+};
+
+/* Defaults: the original's, plus ours (see the flags table in config.c). */
+void config_defaults(struct config *c);
+void config_free(struct config *c);
+
+/* Set a flag by its long name from text; BG_EINVAL with a message. */
+int config_set(struct config *c, const char *name, const char *value, char err[BG_ERRLEN]);
+/* Whether name is a known flag, and whether it takes no value. */
+int config_known(const char *name, int *is_bool);
+
+/*
+ * Parse the flags of `start` (argv[0] is the first flag). Sets *help when
+ * --help was given. BG_EINVAL with a message naming the bad flag.
+ */
+int config_parse_args(struct config *c, int argc, char **argv, int *help, char err[BG_ERRLEN]);
+
+/* Print the flags table (for --help). */
+void config_print_help(void);
+
+/* The runtime to use: --runtime, else "runsc" with --gvisor, else NULL. */
+const char *config_runtime(const struct config *c);
+
+#endif

@@ -1,0 +1,280 @@
+#include "service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/log.h"
+#include "../sandbox/reaper.h"
+#include "../sandbox/supervisor.h"
+
+static struct docker *engine_new(const struct service *s)
+{
+    struct dk_transport *t = transport_curl_new(s->cfg.docker_host);
+    return t ? docker_new(t) : NULL;
+}
+
+int service_init(struct service *s, struct config *cfg, struct profile_set *profiles,
+                 char err[BG_ERRLEN])
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    s->profiles = profiles;
+    pthread_mutex_init(&s->profiles_lock, NULL);
+    pthread_mutex_init(&s->control_lock, NULL);
+    pthread_mutex_init(&s->supervisor_lock, NULL);
+    pthread_mutex_init(&s->stop_lock, NULL);
+    pthread_cond_init(&s->stop_cond, NULL);
+    if (instance_init(&s->inst) < 0)
+        return bg_fail(err, BG_EIO, "cannot read this process's start time from /proc");
+    supervisor_volume_name(bg_supervisor_blob, bg_supervisor_blob_len, s->volume);
+    s->run_ctx.supervisor_volume = s->volume;
+    s->run_ctx.runtime = config_runtime(&s->cfg);
+    s->run_ctx.labels = s->inst.labels;
+    s->run_ctx.name_prefix = s->inst.name_prefix;
+    s->queue = queue_mem_new((size_t)s->cfg.backlog);
+    s->control = engine_new(s);
+    if (!s->queue || !s->control)
+        return bg_fail(err, BG_ENOMEM, "out of memory");
+    return 0;
+}
+
+struct profile_set *service_profiles(struct service *s)
+{
+    pthread_mutex_lock(&s->profiles_lock);
+    struct profile_set *p = s->profiles;
+    profile_set_ref(p);
+    pthread_mutex_unlock(&s->profiles_lock);
+    return p;
+}
+
+void service_set_profiles(struct service *s, struct profile_set *set)
+{
+    pthread_mutex_lock(&s->profiles_lock);
+    struct profile_set *old = s->profiles;
+    s->profiles = set;
+    pthread_mutex_unlock(&s->profiles_lock);
+    profile_set_unref(old);
+}
+
+int service_engine_version(struct service *s, char version[64], char err[BG_ERRLEN])
+{
+    pthread_mutex_lock(&s->control_lock);
+    int rc = docker_ping(s->control, err);
+    if (rc == 0)
+        snprintf(version, 64, "%s", s->control->engine_version);
+    pthread_mutex_unlock(&s->control_lock);
+    return rc;
+}
+
+int service_image_present(struct service *s, const char *image, char err[BG_ERRLEN])
+{
+    pthread_mutex_lock(&s->control_lock);
+    int rc = docker_image_exists(s->control, image, err);
+    pthread_mutex_unlock(&s->control_lock);
+    return rc;
+}
+
+/* Make sure the supervisor volume is filled; once per process, retried on
+ * failure (e.g. before any image exists, or while the engine is down). */
+static int ensure_supervisor(struct service *s, struct docker *d, char *err)
+{
+    if (atomic_load(&s->supervisor_ready))
+        return 0;
+    pthread_mutex_lock(&s->supervisor_lock);
+    int rc = 0;
+    if (!atomic_load(&s->supervisor_ready)) {
+        struct profile_set *set = service_profiles(s);
+        const char **images = calloc(set->n + 1, sizeof *images);
+        rc = BG_ENOMEM;
+        if (images) {
+            for (size_t i = 0; i < set->n; i++)
+                images[i] = set->items[i].image;
+            rc = supervisor_ensure(d, s->volume, images, bg_supervisor_blob,
+                                   bg_supervisor_blob_len, err);
+        }
+        free(images);
+        profile_set_unref(set);
+        if (rc == 0)
+            atomic_store(&s->supervisor_ready, 1);
+    }
+    pthread_mutex_unlock(&s->supervisor_lock);
+    return rc;
+}
+
+static void run_one(struct service *s, struct docker *d, struct job *j)
+{
+    struct batch *b = j->batch;
+    struct run_result *res = &b->results[j->index];
+    if (atomic_load(&b->cancelled)) {
+        batch_job_fail(j, "the client went away before the run started");
+        return;
+    }
+    char err[BG_ERRLEN];
+    if (ensure_supervisor(s, d, err) < 0) {
+        log_error("[%s] cannot stage the sandbox helper: %s", b->request_id, err);
+        run_result_init(res);
+        snprintf(res->message, sizeof res->message, "cannot prepare the sandbox: %.200s", err);
+        res->engine_down = 1;
+        batch_job_done(j);
+        return;
+    }
+    atomic_fetch_add(&s->busy, 1);
+    run_execute(d, &s->run_ctx, &b->spec, res);
+    atomic_fetch_sub(&s->busy, 1);
+    if (res->status == RUN_INTERNAL_ERROR)
+        log_error("[%s] run %zu of %s: %s", b->request_id, j->index + 1, b->spec.language,
+                  res->message);
+    else
+        log_info("[%s] run %zu of %s: %s in %ld ms", b->request_id, j->index + 1,
+                 b->spec.language, run_status_name(res->status), res->duration_ms);
+    batch_job_done(j);
+}
+
+static void *worker_main(void *arg)
+{
+    struct service *s = arg;
+    /* Each worker owns its engine connection: kept alive, never shared. */
+    struct docker *d = engine_new(s);
+    struct job *j;
+    while ((j = s->queue->ops->pop(s->queue->self)) != NULL) {
+        if (!d)
+            batch_job_fail(j, "out of memory opening an engine connection");
+        else
+            run_one(s, d, j);
+    }
+    docker_free(d);
+    return NULL;
+}
+
+static void sweep(struct service *s, struct docker *d, int own)
+{
+    char err[BG_ERRLEN];
+    int removed = 0;
+    if (reaper_sweep(d, &s->inst, own, &removed, err) < 0)
+        log_warn("reaper: %s", err);
+    else if (removed)
+        log_info("reaper: %d leftover container(s) removed", removed);
+}
+
+static void *reaper_main(void *arg)
+{
+    struct service *s = arg;
+    struct docker *d = engine_new(s);
+    pthread_mutex_lock(&s->stop_lock);
+    while (!atomic_load(&s->stopping)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += REAP_INTERVAL_S;
+        int rc = 0;
+        while (!atomic_load(&s->stopping) && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &until);
+        if (atomic_load(&s->stopping) || !d)
+            break;
+        pthread_mutex_unlock(&s->stop_lock);
+        sweep(s, d, 0);
+        pthread_mutex_lock(&s->stop_lock);
+    }
+    pthread_mutex_unlock(&s->stop_lock);
+    docker_free(d);
+    return NULL;
+}
+
+int service_start(struct service *s, char err[BG_ERRLEN])
+{
+    char version[64], why[BG_ERRLEN];
+    if (service_engine_version(s, version, why) == 0) {
+        log_info("docker engine %s, API %s", version, s->control->version);
+        pthread_mutex_lock(&s->control_lock);
+        sweep(s, s->control, 0);
+        pthread_mutex_unlock(&s->control_lock);
+        ensure_supervisor(s, s->control, why);
+    } else {
+        log_warn("docker engine not reachable yet: %s (runs fail until it is)", why);
+    }
+    s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
+    if (!s->workers)
+        return bg_fail(err, BG_ENOMEM, "out of memory");
+    for (long i = 0; i < s->cfg.workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
+            return bg_fail(err, BG_EIO, "cannot start worker threads");
+        s->nworkers++;
+    }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
+        return bg_fail(err, BG_EIO, "cannot start the reaper thread");
+    s->reaper_started = 1;
+    return 0;
+}
+
+int service_submit(struct service *s, struct batch *b)
+{
+    struct job **jobs = calloc(b->count, sizeof *jobs);
+    if (!jobs)
+        return BG_ENOMEM;
+    for (size_t i = 0; i < b->count; i++) {
+        jobs[i] = &b->jobs[i];
+        batch_ref(b); /* each queued job holds the batch */
+    }
+    int rc = s->queue->ops->push(s->queue->self, jobs, b->count);
+    if (rc < 0)
+        for (size_t i = 0; i < b->count; i++)
+            batch_unref(b);
+    free(jobs);
+    return rc;
+}
+
+static long now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+void service_stop(struct service *s)
+{
+    atomic_store(&s->stopping, 1);
+    pthread_mutex_lock(&s->stop_lock);
+    pthread_cond_broadcast(&s->stop_cond);
+    pthread_mutex_unlock(&s->stop_lock);
+    s->queue->ops->close(s->queue->self);
+    /* Jobs still waiting after the grace period are answered, not run. */
+    long until = now_s() + s->cfg.grace_s;
+    while (now_s() < until && (s->queue->ops->depth(s->queue->self) || atomic_load(&s->busy))) {
+        struct timespec pause = {0, 50 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    struct job *j;
+    while ((j = s->queue->ops->try_pop(s->queue->self)) != NULL)
+        batch_job_fail(j, "the service is shutting down");
+    /* Runs still in flight: removing their containers ends them, and their
+     * workers then report the failure and exit. */
+    if (atomic_load(&s->busy)) {
+        pthread_mutex_lock(&s->control_lock);
+        sweep(s, s->control, 1);
+        pthread_mutex_unlock(&s->control_lock);
+    }
+    for (size_t i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    if (s->reaper_started)
+        pthread_join(s->reaper, NULL);
+    pthread_mutex_lock(&s->control_lock);
+    sweep(s, s->control, 1);
+    pthread_mutex_unlock(&s->control_lock);
+}
+
+void service_free(struct service *s)
+{
+    queue_free(s->queue);
+    docker_free(s->control);
+    profile_set_unref(s->profiles);
+    free(s->workers);
+    config_free(&s->cfg);
+    pthread_mutex_destroy(&s->profiles_lock);
+    pthread_mutex_destroy(&s->control_lock);
+    pthread_mutex_destroy(&s->supervisor_lock);
+    pthread_mutex_destroy(&s->stop_lock);
+    pthread_cond_destroy(&s->stop_cond);
+}

@@ -1,0 +1,82 @@
+/*
+ * service: one running bg-compiler instance and what it owns.
+ *
+ * Owns the settings, the current profile set (swapped whole on reload),
+ * the queue, the worker threads (each with its own engine connection), a
+ * control connection for quick engine questions (health, images), the
+ * instance identity and the reaper thread. The HTTP side calls in through
+ * api.h; workers never see HTTP or Lua.
+ *
+ * Threads: HTTP threads (libmicrohttpd) call service_* functions; worker
+ * threads pop jobs; one reaper thread sweeps every REAP_INTERVAL. Locks:
+ * `profiles_lock` guards the profile pointer (taken briefly, leaf);
+ * `control_lock` guards the control connection (leaf); the queue has its
+ * own leaf lock.
+ */
+#ifndef BG_SERVICE_H
+#define BG_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../docker/docker.h"
+#include "../sandbox/instance.h"
+#include "../sandbox/run.h"
+#include "config.h"
+#include "profile.h"
+#include "queue.h"
+
+#define REAP_INTERVAL_S 10
+
+struct service {
+    struct config cfg;
+    struct instance inst;
+    struct run_context run_ctx;
+    char volume[64];
+
+    pthread_mutex_t profiles_lock;
+    struct profile_set *profiles;
+
+    struct queue *queue;
+    pthread_t *workers;
+    size_t nworkers;
+    atomic_int busy;
+    atomic_int supervisor_ready;
+    pthread_mutex_t supervisor_lock;
+
+    pthread_mutex_t control_lock;
+    struct docker *control;
+
+    pthread_t reaper;
+    int reaper_started;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    atomic_int stopping;
+};
+
+/* Takes ownership of profiles (one reference) and the config's contents. */
+int service_init(struct service *s, struct config *cfg, struct profile_set *profiles,
+                 char err[BG_ERRLEN]);
+/* Starts workers and the reaper (after a first sweep). */
+int service_start(struct service *s, char err[BG_ERRLEN]);
+/*
+ * Stop: close the queue, give runs in flight up to cfg.grace_s, fail what
+ * still waits, join the workers, sweep our own containers.
+ */
+void service_stop(struct service *s);
+void service_free(struct service *s);
+
+/* The current profile set, with a reference the caller drops. */
+struct profile_set *service_profiles(struct service *s);
+/* Swap in a new set (reload). Takes ownership of one reference. */
+void service_set_profiles(struct service *s, struct profile_set *set);
+
+/* Queue a batch (all its jobs or none): 0, BG_EFULL or BG_ECLOSED. */
+int service_submit(struct service *s, struct batch *b);
+
+/* Engine health: 0 with its version, or BG_EENGINE with a message. */
+int service_engine_version(struct service *s, char version[64], char err[BG_ERRLEN]);
+/* 1 present, 0 missing, <0 engine error. */
+int service_image_present(struct service *s, const char *image, char err[BG_ERRLEN]);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * bg-compiler: the command line.
+ *
+ *   bg-compiler start [FLAGS]   run the service (see --help)
+ *   bg-compiler images [--languages FILE]
+ *                               list each image and its Debian packages
+ *                               (what scripts/build-images builds)
+ *   bg-compiler version
+ *
+ * Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the language
+ * profiles (a file that fails to load is rejected and the old set stays).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "core/config.h"
+#include "core/service.h"
+#include "docker/transport.h"
+#include "http/http.h"
+#include "script/script.h"
+
+#ifndef BG_VERSION
+#define BG_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_CONFIG "lua/config.lua"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bg-compiler start [FLAGS]      run the service\n"
+            "       bg-compiler images [--languages FILE]\n"
+            "                                      list language images and their packages\n"
+            "       bg-compiler version\n"
+            "       bg-compiler --help\n\n");
+}
+
+/* Defaults, then the --config file, then the command line over it. */
+static int load_config(struct config *cfg, int argc, char **argv)
+{
+    char err[BG_ERRLEN];
+    int help = 0;
+    struct config first;
+    config_defaults(&first);
+    int rc = config_parse_args(&first, argc, argv, &help, err);
+    if (rc == 0 && help) {
+        usage(stdout);
+        config_print_help();
+        config_free(&first);
+        exit(0);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "bg-compiler: %s (see bg-compiler --help)\n", err);
+        config_free(&first);
+        return 2;
+    }
+    const char *file = first.config_file;
+    int explicit = file != NULL;
+    if (!file && access(DEFAULT_CONFIG, F_OK) == 0)
+        file = DEFAULT_CONFIG;
+    config_defaults(cfg);
+    if (file && (rc = script_load_config(file, cfg, err)) < 0) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        config_free(&first);
+        return explicit || rc != BG_ESCRIPT ? 2 : 2;
+    }
+    config_free(&first);
+    if (config_parse_args(cfg, argc, argv, &help, err) < 0) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_images(int argc, char **argv)
+{
+    struct config cfg;
+    struct profile_set *set = NULL;
+    char err[BG_ERRLEN];
+    int rc = load_config(&cfg, argc, argv);
+    if (rc)
+        return rc;
+    if (script_load_languages(cfg.languages, &set, err) < 0) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const struct profile *p = &set->items[i];
+        if (profile_find_image(set, p->image) != p)
+            continue; /* each image once */
+        printf("%s\t", p->image);
+        for (size_t k = 0; p->packages && p->packages[k]; k++)
+            printf("%s%s", k ? " " : "", p->packages[k]);
+        printf("\n");
+    }
+    profile_set_unref(set);
+    config_free(&cfg);
+    return 0;
+}
+
+static void reload(struct service *s)
+{
+    struct profile_set *set = NULL;
+    char err[BG_ERRLEN];
+    if (script_load_languages(s->cfg.languages, &set, err) < 0) {
+        log_error("reload rejected, keeping the old profiles: %s", err);
+        return;
+    }
+    log_info("reload: %zu language(s) from %s", set->n, s->cfg.languages);
+    set->allow_images = strv_dup(s->cfg.allow_images);
+    service_set_profiles(s, set);
+}
+
+static int cmd_start(int argc, char **argv)
+{
+    struct config cfg;
+    struct service svc;
+    struct profile_set *set = NULL;
+    struct http_server *http = NULL;
+    char err[BG_ERRLEN];
+    sigset_t sigs;
+    int rc = load_config(&cfg, argc, argv), sig = 0;
+    if (rc)
+        return rc;
+    enum log_level level;
+    if (log_parse_level(cfg.log_level, &level) < 0) {
+        fprintf(stderr, "bg-compiler: --log-level must be debug, info, warn or error\n");
+        config_free(&cfg);
+        return 2;
+    }
+    log_set_level(level);
+    if (script_load_languages(cfg.languages, &set, err) < 0) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    set->allow_images = strv_dup(cfg.allow_images);
+    /* Signals go to the main thread only: block them before any thread. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (transport_global_init() < 0 || service_init(&svc, &cfg, set, err) < 0 ||
+        service_start(&svc, err) < 0 || !(http = http_start(&svc, err))) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        return 1;
+    }
+    log_info("bg-compiler %s listening on %s:%ld (%ld workers, backlog %ld, instance %s)",
+             BG_VERSION, svc.cfg.host, svc.cfg.port, svc.cfg.workers, svc.cfg.backlog,
+             svc.inst.id);
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(&svc);
+            continue;
+        }
+        break;
+    }
+    log_info("signal %d: draining (grace %ld s)", sig, svc.cfg.grace_s);
+    http_quiesce(http);
+    service_stop(&svc);
+    http_stop(http, 5000);
+    service_free(&svc);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "start") == 0)
+        return cmd_start(argc - 2, argv + 2);
+    if (strcmp(cmd, "images") == 0)
+        return cmd_images(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("bg-compiler %s\n", BG_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        config_print_help();
+        return 0;
+    }
+    fprintf(stderr, "bg-compiler: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

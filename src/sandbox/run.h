@@ -1,0 +1,120 @@
+/*
+ * run: one job in one fresh container, from create to remove.
+ *
+ * Uses: docker (the engine), proto (bg-supervisor's protocol), frame (the
+ * attach stream). The life of a run: create the container hardened (see
+ * run.c for each setting and why), attach before start so no output is
+ * lost, start, stream the files, argv, environment, stdin and END to
+ * bg-supervisor, read its frames until DONE, then remove the container on
+ * every path. Nothing here reads Lua or request JSON: a run_spec is plain
+ * data built by the layer above.
+ */
+#ifndef BG_RUN_H
+#define BG_RUN_H
+
+#include <stddef.h>
+
+#include "../common/buf.h"
+#include "../common/err.h"
+#include "../docker/docker.h"
+
+struct run_file {
+    char *name;
+    char *data;
+    size_t len;
+};
+
+struct run_limits {
+    long timeout_ms;
+    long compile_timeout_ms;
+    long memory_mb;
+    long output_bytes;
+    long pids;
+    long nofile;
+    long tmpfs_mb;
+    long cpu_shares;
+};
+
+/* Everything a run needs; owned by whoever builds it (job layer). */
+struct run_spec {
+    char *language;
+    char *image;
+    char **compile; /* NULL-terminated argv, or NULL */
+    char **run;     /* NULL-terminated argv */
+    char **env;     /* "KEY=VALUE", NULL-terminated */
+    struct run_file *files;
+    size_t nfiles;
+    char *stdin_data;
+    size_t stdin_len;
+    struct run_limits limits;
+};
+
+enum run_status {
+    RUN_OK,
+    RUN_RUNTIME_ERROR,
+    RUN_TIMEOUT,
+    RUN_MEMORY_LIMIT,
+    RUN_OUTPUT_LIMIT,
+    RUN_COMPILE_ERROR,
+    RUN_INTERNAL_ERROR,
+};
+
+/* What one step (compile or run) did. */
+struct step_result {
+    int present;
+    struct buf out, err; /* raw bytes as the program wrote them */
+    int exit_code;       /* -1 when killed by a signal */
+    int signal;          /* 0 when none */
+    int timed_out, output_limit, oom_killed;
+    long wall_ms, cpu_ms, memory_kb;
+};
+
+struct run_result {
+    enum run_status status;
+    struct step_result compile;
+    struct step_result run;
+    long duration_ms; /* the whole run: create to result */
+    char message[BG_ERRLEN]; /* for internal errors: what failed */
+    int engine_down;         /* the failure was the engine being unreachable */
+    int image_missing;
+};
+
+/* Shared by all runs of one service instance. */
+struct run_context {
+    const char *supervisor_volume; /* named volume holding bg-supervisor */
+    const char *runtime;           /* NULL: the engine's default */
+    const char *const *labels;     /* "key=value" pairs, NULL-terminated */
+    const char *name_prefix;       /* container names: prefix + sequence */
+};
+
+const char *run_status_name(enum run_status s);
+void run_result_init(struct run_result *r);
+void run_result_free(struct run_result *r);
+void run_spec_free(struct run_spec *s);
+
+/*
+ * Run spec in a new container through d. Always fills res (status
+ * internal_error with a message when the service itself failed) and always
+ * removes the container. Returns 0, or a BG_E* code matching the failure.
+ */
+int run_execute(struct docker *d, const struct run_context *ctx, const struct run_spec *spec,
+                struct run_result *res);
+
+/* The create body for spec (exposed for unit tests). Caller frees. */
+char *run_create_body(const struct run_context *ctx, const struct run_spec *spec);
+
+/* The supervisor input frames for spec (exposed for unit tests). */
+int run_encode_input(const struct run_spec *spec, struct buf *out);
+
+/*
+ * Interpret the supervisor's output (the stdout stream payload bytes).
+ * Exposed for unit tests: feed whole stream, get the result filled.
+ */
+struct run_reader;
+struct run_reader *run_reader_new(struct run_result *res, long output_cap);
+int run_reader_feed(struct run_reader *r, const void *data, size_t len);
+/* 1 when DONE arrived, 0 otherwise. */
+int run_reader_done(const struct run_reader *r);
+void run_reader_free(struct run_reader *r);
+
+#endif
