@@ -271,7 +271,10 @@ static int take_file(struct job *j, const uint8_t *p, uint32_t len)
     if (!copy)
         return job_error(j, "out of memory");
     memcpy(copy, p, len);
-    j->files[j->nfiles++] = (struct file_item){copy, (uint8_t *)copy + nlen + 1, len - nlen - 1};
+    struct file_item *f = &j->files[j->nfiles++];
+    f->name = copy; /* owns the allocation */
+    f->data = (uint8_t *)copy + nlen + 1;
+    f->len = len - nlen - 1;
     return 0;
 }
 
@@ -442,7 +445,6 @@ static void kill_program(pid_t pgid)
         fail_exit("cannot return to euid 0: %s", strerror(errno));
 }
 
-/* Reap every exited child (as PID 1, orphans too); note the main one. */
 struct step;
 static void reap_children(struct step *s);
 
@@ -495,7 +497,9 @@ static int write_one(int root, const struct file_item *f, char *msg, size_t msgl
     while (dir >= 0 && (slash = strchr(seg, '/')) != NULL) {
         *slash = '\0';
         int next = enter_dir(dir, seg);
+        int err = errno; /* for the message, past close() */
         close(dir);
+        errno = err;
         dir = next;
         seg = slash + 1;
     }
@@ -776,6 +780,7 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* Reap every exited child (as PID 1, orphans too); note the main one. */
 static void reap_children(struct step *s)
 {
     int st;

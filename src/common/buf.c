@@ -22,6 +22,7 @@ int buf_reserve(struct buf *b, size_t extra)
         return BG_ENOMEM;
     b->data = p;
     b->cap = cap;
+    b->data[b->len] = '\0'; /* the contract: always a valid C string */
     return 0;
 }
 

@@ -222,7 +222,7 @@ static int t_hijack(void *self, const char *path, long timeout_ms, struct dk_str
     struct dk_stream *s = calloc(1, sizeof *s);
     char req[2048];
     int rc = BG_EENGINE;
-    long sock = -1;
+    curl_socket_t sock = CURL_SOCKET_BAD;
 
     if (!s)
         return BG_ENOMEM;
@@ -236,9 +236,11 @@ static int t_hijack(void *self, const char *path, long timeout_ms, struct dk_str
     curl_easy_setopt(s->easy, CURLOPT_CONNECT_ONLY, 1L);
     if (curl_easy_perform(s->easy) != CURLE_OK)
         goto fail;
-    if (curl_easy_getinfo(s->easy, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK || sock < 0)
+    /* ACTIVESOCKET writes a curl_socket_t, not a long. */
+    if (curl_easy_getinfo(s->easy, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
+        sock == CURL_SOCKET_BAD)
         goto fail;
-    s->fd = (curl_socket_t)sock;
+    s->fd = sock;
     int n = snprintf(req, sizeof req,
                      "POST %s HTTP/1.1\r\nHost: docker\r\nContent-Type: text/plain\r\n"
                      "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",

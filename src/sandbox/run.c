@@ -101,8 +101,11 @@ static cJSON *host_config(const struct run_context *ctx, const struct run_spec *
      * writable, and they are size-capped and count against memory. */
     cJSON_AddBoolToObject(hc, "ReadonlyRootfs", 1);
     cJSON *t = cJSON_AddObjectToObject(hc, "Tmpfs");
-    /* exec: compiled programs run from the workspace (environment.md). */
-    snprintf(tmpfs, sizeof tmpfs, "rw,exec,nosuid,nodev,size=%ldm,mode=1777", l->tmpfs_mb);
+    /* exec: compiled programs run from the workspace (environment.md).
+     * Owned by the program's uid: the supervisor writes the files as that
+     * user, never as root. (No WorkingDir: runc would reset the mode.) */
+    snprintf(tmpfs, sizeof tmpfs, "rw,exec,nosuid,nodev,size=%ldm,mode=0755,uid=65534,gid=65534",
+             l->tmpfs_mb);
     cJSON_AddStringToObject(t, "/work", tmpfs);
     snprintf(tmpfs, sizeof tmpfs, "rw,noexec,nosuid,nodev,size=%ldm,mode=1777", l->tmpfs_mb);
     cJSON_AddStringToObject(t, "/tmp", tmpfs);
@@ -156,7 +159,6 @@ char *run_create_body(const struct run_context *ctx, const struct run_spec *spec
     cJSON *ep = cJSON_AddArrayToObject(c, "Entrypoint");
     cJSON_AddItemToArray(ep, cJSON_CreateString("/bg/bg-supervisor"));
     cJSON_AddStringToObject(c, "User", "0:0");
-    cJSON_AddStringToObject(c, "WorkingDir", "/work");
     cJSON_AddStringToObject(c, "Hostname", "sandbox");
     /* The supervisor's own environment: nothing of ours. The program's is
      * built by the supervisor from the ENV frames alone. */
