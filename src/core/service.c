@@ -105,6 +105,21 @@ static int ensure_supervisor(struct service *s, struct docker *d, char *err)
     return rc;
 }
 
+/* The run's result is known: log it and answer (the batch may go). */
+static void job_finished(void *arg)
+{
+    struct job *j = arg;
+    struct batch *b = j->batch;
+    const struct run_result *res = &b->results[j->index];
+    if (res->status == RUN_INTERNAL_ERROR)
+        log_error("[%s] run %zu of %s: %s", b->request_id, j->index + 1, b->spec.language,
+                  res->message);
+    else
+        log_info("[%s] run %zu of %s: %s in %ld ms", b->request_id, j->index + 1,
+                 b->spec.language, run_status_name(res->status), res->duration_ms);
+    batch_job_done(j);
+}
+
 static void run_one(struct service *s, struct docker *d, struct job *j)
 {
     struct batch *b = j->batch;
@@ -123,15 +138,8 @@ static void run_one(struct service *s, struct docker *d, struct job *j)
         return;
     }
     atomic_fetch_add(&s->busy, 1);
-    run_execute(d, &s->run_ctx, &b->spec, res);
+    run_execute(d, &s->run_ctx, &b->spec, res, job_finished, j);
     atomic_fetch_sub(&s->busy, 1);
-    if (res->status == RUN_INTERNAL_ERROR)
-        log_error("[%s] run %zu of %s: %s", b->request_id, j->index + 1, b->spec.language,
-                  res->message);
-    else
-        log_info("[%s] run %zu of %s: %s in %ld ms", b->request_id, j->index + 1,
-                 b->spec.language, run_status_name(res->status), res->duration_ms);
-    batch_job_done(j);
 }
 
 static void *worker_main(void *arg)

@@ -30,7 +30,7 @@ struct conn {
     struct MHD_Connection *mc;
     struct buf body;
     int started;   /* api_handle has been called */
-    int too_big;
+    int too_big; /* 1: 413 queued; 2: over the cap, discarding the rest */
     struct api_response resp;
     int have_resp;
     struct batch *batch;
@@ -174,20 +174,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return MHD_YES;
     }
     if (*upload_data_size) {
+        /* A body without Content-Length (chunked) that passes the cap is
+         * discarded from here on; libmicrohttpd 0.9.75 takes a response
+         * only before the body or after all of it, so the 413 goes out at
+         * its end. Memory stays bounded; the connection timeout bounds time. */
         if (!c->too_big && c->body.len + *upload_data_size > srv->max_body) {
-            c->too_big = 1;
-            *upload_data_size = 0;
-            snprintf(msg, sizeof msg, "the body is larger than the limit of %zu KB",
-                     srv->max_body / 1024);
-            return send_error(c, 413, "body_too_large", msg);
+            c->too_big = 2;
+            buf_free(&c->body);
         }
         if (!c->too_big && buf_append(&c->body, upload_data, *upload_data_size) < 0)
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (c->too_big)
+    if (c->too_big == 1)
         return MHD_YES; /* the 413 is already queued */
+    if (c->too_big) {
+        snprintf(msg, sizeof msg, "the body is larger than the limit of %zu KB",
+                 srv->max_body / 1024);
+        c->too_big = 1;
+        return send_error(c, 413, "body_too_large", msg);
+    }
     if (!c->started)
         return start_request(c, url, method);
     /* Resumed: the batch is done. */

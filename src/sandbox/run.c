@@ -433,9 +433,11 @@ static int talk(struct docker *d, const char *id, const struct run_spec *spec,
     rc = docker_attach(d, id, &s, res->message);
     if (rc < 0)
         goto out;
+    log_debug("run %.12s: attached at %ld ms", id, now_ms() - started);
     rc = docker_start(d, id, res->message);
     if (rc < 0)
         goto out;
+    log_debug("run %.12s: started at %ld ms", id, now_ms() - started);
     long deadline = started + spec->limits.timeout_ms + spec->limits.compile_timeout_ms + SLACK_MS;
     rc = d->t->ops->send(s, input.data, input.len, (int)(deadline - now_ms()));
     if (rc < 0) {
@@ -444,6 +446,7 @@ static int talk(struct docker *d, const char *id, const struct run_spec *spec,
         goto out;
     }
     rc = pump_output(d, s, &p, deadline);
+    log_debug("run %.12s: result at %ld ms", id, now_ms() - started);
     if (rc < 0 && !res->message[0]) {
         /* The supervisor died without a word: most likely out of memory. */
         if (docker_oom_killed(d, id, err) == 1) {
@@ -468,7 +471,7 @@ out:
 }
 
 int run_execute(struct docker *d, const struct run_context *ctx, const struct run_spec *spec,
-                struct run_result *res)
+                struct run_result *res, run_done_fn done, void *arg)
 {
     char id[65] = "";
     char name[128];
@@ -492,17 +495,23 @@ int run_execute(struct docker *d, const struct run_context *ctx, const struct ru
     }
     if (rc < 0)
         goto out;
+    log_debug("run %.12s: created at %ld ms", id, now_ms() - started);
     rc = talk(d, id, spec, res, started);
 out:
-    /* Every path removes the container, started or not (defect 7). */
-    if (id[0] && docker_remove(d, id, err) < 0)
-        log_error("cannot remove container %.12s: %s (the reaper will retry)", id, err);
+    free(body);
     if (rc == BG_EENGINE)
         res->engine_down = 1;
     res->duration_ms = now_ms() - started;
     res->status = rc < 0 || res->message[0] ? RUN_INTERNAL_ERROR : judge(res);
     if (res->status == RUN_INTERNAL_ERROR && !res->message[0])
         snprintf(res->message, sizeof res->message, "the sandbox reported no result");
-    free(body);
+    /* The answer goes out now; spec and res may be gone after this call. */
+    if (done)
+        done(arg);
+    /* Every path removes the container, started or not (defect 7); it is
+     * off the request's path, but before this worker takes another job. */
+    if (id[0] && docker_remove(d, id, err) < 0)
+        log_error("cannot remove container %.12s: %s (the reaper will retry)", id, err);
+    log_debug("run %.12s: removed at %ld ms", id, now_ms() - started);
     return rc;
 }

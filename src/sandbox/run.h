@@ -92,13 +92,16 @@ void run_result_init(struct run_result *r);
 void run_result_free(struct run_result *r);
 void run_spec_free(struct run_spec *s);
 
+typedef void (*run_done_fn)(void *arg);
+
 /*
  * Run spec in a new container through d. Always fills res (status
- * internal_error with a message when the service itself failed) and always
- * removes the container. Returns 0, or a BG_E* code matching the failure.
+ * internal_error with a message when the service itself failed), then
+ * calls done(arg) (which may free spec and res), then removes the
+ * container, on every path. Returns 0, or a BG_E* code of the failure.
  */
 int run_execute(struct docker *d, const struct run_context *ctx, const struct run_spec *spec,
-                struct run_result *res);
+                struct run_result *res, run_done_fn done, void *arg);
 
 /* The create body for spec (exposed for unit tests). Caller frees. */
 char *run_create_body(const struct run_context *ctx, const struct run_spec *spec);

@@ -452,7 +452,7 @@ int script_load_config(const char *path, struct config *cfg, char err[BG_ERRLEN]
     while (lua_next(L, -2)) {
         lua_pushvalue(L, -2);
         lua_pushboolean(L, 1);
-        lua_settable(L, -5);
+        lua_settable(L, -6); /* builtins[key] = true */
         lua_pop(L, 1);
     }
     lua_pop(L, 1);

@@ -1,0 +1,181 @@
+"""Shared pieces of the integration tests: a real server, a real engine.
+
+Each test module starts the real bg-compiler binary (BG_BINARY) on a free
+loopback port with the flags it needs, talks to it over HTTP, and checks
+through the engine's own API that no container of ours is left behind.
+Only the standard library is used.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.environ.get("BG_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BINARY = os.environ.get("BG_BINARY") or os.path.join(ROOT, "build", "bg-compiler")
+LANGUAGES = os.path.join(ROOT, "lua", "languages.lua")
+DOCKER_SOCK = "/var/run/docker.sock"
+PYTHON_IMAGE = "bg-compiler/python:3.11"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def engine(method, path, body=None):
+    """One call to the Docker engine (the tests' independent view of it)."""
+    conn = UnixHTTPConnection(DOCKER_SOCK)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, "/v1.41" + path, body=json.dumps(body) if body is not None else None,
+                 headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, (json.loads(data) if data and data[:1] in b"[{" else data)
+
+
+def our_containers(instance=None):
+    """Ids of the containers carrying our service label (any state)."""
+    label = "org.bg-compiler.instance=" + instance if instance else "org.bg-compiler.service"
+    filters = json.dumps({"label": [label]})
+    status, items = engine("GET", "/containers/json?all=1&filters=" +
+                           __import__("urllib.parse").parse.quote(filters))
+    assert status == 200, items
+    return [c["Id"] for c in items]
+
+
+def wait_no_containers(test, timeout=30, instance=None):
+    """Removal happens just after the answer: allow it a moment."""
+    deadline = time.time() + timeout
+    left = our_containers(instance)
+    while left and time.time() < deadline:
+        time.sleep(0.2)
+        left = our_containers(instance)
+    test.assertEqual(left, [], "containers left behind")
+
+
+class Server:
+    """The real binary on a free port; stop() sends SIGTERM and waits."""
+
+    def __init__(self, *flags, env=None, cwd=None):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="bg-server-", suffix=".log", delete=False)
+        args = [BINARY, "start", "--port", str(self.port)]
+        if not any(f == "--languages" or f.startswith("--languages=") for f in flags):
+            args += ["--languages", LANGUAGES]
+        args += list(flags)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=full_env, cwd=cwd or ROOT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited early:\n" + self.log_text())
+            try:
+                status, _, _ = self.request("GET", "/")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server never answered:\n" + self.log_text())
+
+    def log_text(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def request(self, method, path, body=None, headers=None, timeout=120):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, dict(resp.getheaders()), data
+
+    def compile_json(self, payload, timeout=120):
+        status, headers, data = self.request(
+            "POST", "/compile", body=json.dumps(payload),
+            headers={"Content-Type": "application/json"}, timeout=timeout)
+        return status, headers, json.loads(data)
+
+    def compile_raw(self, lang, code, count=None, timeout=120):
+        path = "/compile?lang=" + lang + ("&count=%d" % count if count else "")
+        status, headers, data = self.request("POST", path, body=code.encode(),
+                                             headers={"Content-Type": "text/plain"},
+                                             timeout=timeout)
+        return status, headers, json.loads(data)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def image_present(name):
+    status, _ = engine("GET", "/images/%s/json" % name)
+    return status == 200
+
+
+def require_images(*names):
+    """Integration tests need the real images; their absence is a failure
+    of set-up (scripts/test builds them), so say so loudly."""
+    missing = [n for n in names if not image_present(n)]
+    if missing:
+        raise RuntimeError("images missing (run scripts/build-images): " + ", ".join(missing))
+
+
+class ServerTest(unittest.TestCase):
+    """A test case with one server for the whole class."""
+    flags = ()
+    images = (PYTHON_IMAGE,)
+
+    @classmethod
+    def setUpClass(cls):
+        require_images(*cls.images)
+        cls.server = Server(*cls.flags)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        if rc != 0:
+            print(cls.server.log_text())
+        assert rc == 0, "server exit status %r" % rc
+
+    def assertError(self, status, headers, body, want_status, want_code=None):
+        self.assertEqual(status, want_status, body)
+        self.assertEqual(headers.get("Content-Type"), "application/json")
+        self.assertIsInstance(body, dict)
+        self.assertTrue(body.get("error"), body)
+        self.assertTrue(body.get("request_id"), body)
+        if want_code:
+            self.assertEqual(body.get("code"), want_code, body)
