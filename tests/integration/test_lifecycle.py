@@ -1,6 +1,8 @@
 """The service's life: backlog, reaping after kill -9, draining on SIGTERM."""
 import json
+import os
 import signal
+import tempfile
 import threading
 import time
 import unittest
@@ -92,13 +94,21 @@ class ReaperTest(unittest.TestCase):
             self.assertEqual(b.stop(), 0)
 
     def test_a_live_siblings_runs_are_left_alone(self):
-        a = Server("--timeout", "60")
+        # The run outlives B's first sweep and a periodic one (every 10 s),
+        # so it needs a profile with a longer timeout than the shipped one.
+        langs = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        langs.write('language "python" { image = "%s", file = "main.py",\n'
+                    '  run = {"python3", "main.py"}, limits = { timeout_ms = 60000 } }\n'
+                    % PYTHON_IMAGE)
+        langs.close()
+        self.addCleanup(os.unlink, langs.name)
+        a = Server("--timeout", "60", "--languages", langs.name)
         try:
             t, box = in_thread(lambda: a.compile_json({"lang": "python", "script": SLEEP % 12}))
             wait_for(lambda: our_containers(), what="a run container")
             # A second instance starts (its first sweep runs at once) and
             # keeps sweeping every 10 s while the run goes on.
-            b = Server()
+            b = Server("--languages", langs.name)
             t.join()
             self.assertEqual(b.stop(), 0)
             status, _, body = box["result"]
