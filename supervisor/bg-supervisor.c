@@ -37,6 +37,7 @@
  */
 #define _GNU_SOURCE
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -139,12 +140,13 @@ struct file_item {
     char *name;      /* NUL-terminated; the same allocation holds the data */
     uint8_t *data;
     size_t len;
+    int exec;
 };
 
 struct job {
     int have_limits;
-    int64_t timeout_ms, compile_timeout_ms, output_bytes;
-    int has_timeout, has_compile_timeout, has_output;
+    int64_t timeout_ms, compile_timeout_ms, output_bytes, artifact_bytes;
+    int has_timeout, has_compile_timeout, has_output, has_artifacts;
     struct file_item *files;
     size_t nfiles, files_cap;
     char **env;      /* always NULL-terminated */
@@ -189,12 +191,14 @@ static int grow(void *arrp, size_t *cap, size_t need, size_t size)
 static int take_limit_line(struct job *j, const uint8_t *p, uint32_t len,
                            const uint8_t *line, size_t llen)
 {
-    static const char *const keys[] = {"timeout_ms", "compile_timeout_ms", "output_bytes"};
-    int64_t *vals[] = {&j->timeout_ms, &j->compile_timeout_ms, &j->output_bytes};
-    int *seen[] = {&j->has_timeout, &j->has_compile_timeout, &j->has_output};
+    static const char *const keys[] = {"timeout_ms", "compile_timeout_ms", "output_bytes",
+                                       "artifact_bytes"};
+    int64_t *vals[] = {&j->timeout_ms, &j->compile_timeout_ms, &j->output_bytes,
+                       &j->artifact_bytes};
+    int *seen[] = {&j->has_timeout, &j->has_compile_timeout, &j->has_output, &j->has_artifacts};
     const uint8_t *eq = memchr(line, '=', llen);
     size_t klen = eq ? (size_t)(eq - line) : llen;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         if (klen != strlen(keys[i]) || memcmp(line, keys[i], klen) != 0)
             continue;
         /* Duplicates are refused so proto_kv_int's first match is this line. */
@@ -256,7 +260,7 @@ static const char *bad_name(const char *name, size_t len)
     return NULL;
 }
 
-static int take_file(struct job *j, const uint8_t *p, uint32_t len)
+static int take_file(struct job *j, const uint8_t *p, uint32_t len, int exec)
 {
     const uint8_t *nul = memchr(p, '\0', len);
     if (!nul)
@@ -275,6 +279,7 @@ static int take_file(struct job *j, const uint8_t *p, uint32_t len)
     f->name = copy; /* owns the allocation */
     f->data = (uint8_t *)copy + nlen + 1;
     f->len = len - nlen - 1;
+    f->exec = exec;
     return 0;
 }
 
@@ -339,7 +344,9 @@ static int on_frame(void *arg, uint8_t type, const uint8_t *p, uint32_t len)
     case PROTO_LIMITS:
         return take_limits(j, p, len);
     case PROTO_FILE:
-        return take_file(j, p, len);
+        return take_file(j, p, len, 0);
+    case PROTO_FILE_EXEC:
+        return take_file(j, p, len, 1);
     case PROTO_ENV:
         return take_env(j, p, len);
     case PROTO_COMPILE:
@@ -368,7 +375,9 @@ static const char *job_incomplete(const struct job *j)
         return "LIMITS: compile_timeout_ms out of range";
     if (j->compile_argv && !j->has_compile_timeout)
         return "LIMITS: compile_timeout_ms missing for a COMPILE step";
-    if (!j->run_argv)
+    if (j->has_artifacts && (!j->compile_argv || j->artifact_bytes < 0))
+        return "LIMITS: artifact_bytes needs a COMPILE step and a size";
+    if (!j->run_argv && !j->has_artifacts)
         return "no RUN frame";
     return NULL;
 }
@@ -504,7 +513,8 @@ static int write_one(int root, const struct file_item *f, char *msg, size_t msgl
         seg = slash + 1;
     }
     int fd = dir < 0 ? -1
-                     : openat(dir, seg, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                     : openat(dir, seg, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            f->exec ? 0755 : 0644);
     int ok = fd >= 0 && write_all(fd, f->data, f->len) == 0;
     int err = errno;
     if (fd >= 0 && close(fd) != 0 && ok) {
@@ -567,6 +577,104 @@ static void write_files(const struct job *j)
         ;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fail_exit("%s", have ? msg : "the file writer failed");
+}
+
+/* ------------------------------------------------------------- artifacts */
+
+struct collect {
+    int64_t left;   /* bytes the artifacts may still take */
+    int files;      /* how many may still come */
+};
+
+static void collect_dir(int dir, const char *prefix, struct collect *c);
+
+/* One entry of a directory: a regular file becomes an ARTIFACT frame. */
+static void collect_entry(int dir, const char *prefix, const char *name, struct collect *c)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    /* Scratch (".cache", ".gotmp", ...) stays behind; so does anything that
+     * is not a plain file or directory: links are never followed. */
+    if (name[0] == '.')
+        return;
+    int n = snprintf(path, sizeof(path), "%s%s", prefix, name);
+    if (n < 0 || (size_t)n >= sizeof(path) - 2)
+        _exit(3);
+    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        path[n] = '/';
+        path[n + 1] = '\0';
+        collect_dir(fd, path, c);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return;
+    }
+    if (--c->files < 0)
+        _exit(4);
+    if ((c->left -= st.st_size) < 0)
+        _exit(2);
+    size_t hlen = (size_t)n + 2, len = hlen + (size_t)st.st_size;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        _exit(3);
+    buf[0] = (st.st_mode & 0111) ? 'x' : '-';
+    memcpy(buf + 1, path, (size_t)n + 1);
+    size_t have = hlen;
+    ssize_t r;
+    while (have < len && ((r = read(fd, buf + have, len - have)) > 0 || (r < 0 && errno == EINTR)))
+        have += r > 0 ? (size_t)r : 0;
+    close(fd);
+    emit(PROTO_ARTIFACT, buf, have);
+    free(buf);
+}
+
+static void collect_dir(int dir, const char *prefix, struct collect *c)
+{
+    DIR *d = fdopendir(dir);
+    struct dirent *e;
+    if (!d)
+        _exit(3);
+    while ((e = readdir(d)) != NULL)
+        collect_entry(dirfd(d), prefix, e->d_name, c);
+    closedir(d);
+}
+
+/*
+ * After a compile for other containers: send the workspace's files back.
+ * A child that is already the program's user reads them, so a link or a
+ * special file the compiler (or a hostile program) left cannot make the
+ * privileged side read anything the program could not.
+ */
+static void send_artifacts(const struct job *j)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_exit("fork: %s", strerror(errno));
+    if (pid == 0) {
+        struct collect c = {j->artifact_bytes, 4096};
+        int root;
+        if (drop_privileges() != 0 ||
+            (root = open(g.workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+            _exit(3);
+        collect_dir(root, "", &c);
+        _exit(0);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 2)
+        fail_exit("the compiled files are over %lld bytes", (long long)j->artifact_bytes);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 4)
+        fail_exit("the compile left over 4096 files");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_exit("cannot collect the compiled files");
 }
 
 /* ------------------------------------------------------------ exec child */
@@ -1088,6 +1196,11 @@ int main(int argc, char **argv)
             return 0;
         }
         settle_between_steps();
+        if (job.has_artifacts) {
+            send_artifacts(&job);
+            emit(PROTO_DONE, NULL, 0);
+            return 0;
+        }
     }
     struct step r = {.name = "run", .argv = job.run_argv, .in = job.stdin_data,
                      .in_len = job.stdin_len, .timeout_ms = job.timeout_ms,

@@ -94,7 +94,9 @@ static void add_step(cJSON *o, const struct step_result *s)
     cJSON_AddNumberToObject(o, "memory_kb", (double)s->memory_kb);
 }
 
-static cJSON *result_object(const struct run_result *r, const struct run_spec *spec)
+/* compile: the request's one compile (the same record in every result),
+ * or NULL for an interpreted language. */
+static cJSON *result_object(const struct run_result *r, const struct run_result *compile)
 {
     cJSON *o = cJSON_CreateObject();
     add_step(o, &r->run);
@@ -102,17 +104,18 @@ static cJSON *result_object(const struct run_result *r, const struct run_spec *s
     cJSON_AddStringToObject(o, "status", run_status_name(r->status));
     if (r->status == RUN_INTERNAL_ERROR)
         cJSON_AddStringToObject(o, "message", r->message);
-    if (spec->compile) {
+    if (compile) {
         cJSON *c = cJSON_AddObjectToObject(o, "compile");
-        add_step(c, &r->compile);
-        cJSON_AddNumberToObject(c, "duration_ms", (double)r->compile.wall_ms);
+        add_step(c, &compile->compile);
+        cJSON_AddNumberToObject(c, "duration_ms", (double)compile->duration_ms);
+        cJSON_AddStringToObject(c, "status", run_status_name(compile->status));
     }
     return o;
 }
 
-char *api_result_json(const struct run_result *r, const struct run_spec *spec)
+char *api_result_json(const struct run_result *r, const struct run_result *compile)
 {
-    return print(result_object(r, spec));
+    return print(result_object(r, compile));
 }
 
 void api_finish(const struct batch *b, struct api_response *resp)
@@ -129,7 +132,7 @@ void api_finish(const struct batch *b, struct api_response *resp)
     }
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < b->count; i++)
-        cJSON_AddItemToArray(arr, result_object(&b->results[i], &b->spec));
+        cJSON_AddItemToArray(arr, result_object(&b->results[i], b->compiled ? &b->compile : NULL));
     resp->status = 200;
     resp->body = print(arr);
     if (!resp->body)

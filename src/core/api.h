@@ -44,7 +44,8 @@ void api_error(struct api_response *resp, int status, const char *code, const ch
 void api_request_id(char out[33]);
 /* "SIGKILL" and so on; NULL for 0. */
 const char *api_signal_name(int sig);
-/* The JSON of one result (exposed for unit tests). */
-char *api_result_json(const struct run_result *r, const struct run_spec *spec);
+/* The JSON of one result, with the compile's record when compile is set
+ * (exposed for unit tests). */
+char *api_result_json(const struct run_result *r, const struct run_result *compile);
 
 #endif

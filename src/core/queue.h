@@ -14,8 +14,16 @@
 #include "job.h"
 
 struct queue_ops {
-    /* All n jobs or none: BG_EFULL when they do not fit, BG_ECLOSED. */
-    int (*push)(void *self, struct job **jobs, size_t n);
+    /*
+     * All n jobs or none, and `reserve` more places kept for jobs that will
+     * follow (a compiled request's runs, queued once its compile is done):
+     * BG_EFULL when n + reserve do not fit, BG_ECLOSED when closed.
+     */
+    int (*push)(void *self, struct job **jobs, size_t n, size_t reserve);
+    /* Queue n jobs into places reserved earlier; never full. */
+    int (*push_reserved)(void *self, struct job **jobs, size_t n);
+    /* Give back n reserved places that will not be used. */
+    void (*release)(void *self, size_t n);
     /* Blocks for a job; NULL once the queue is closed and empty. */
     struct job *(*pop)(void *self);
     /* Takes one job without blocking, NULL when empty (for draining). */

@@ -11,25 +11,52 @@ struct mem_queue {
     pthread_cond_t nonempty;
     struct job **ring;
     size_t cap, head, len;
+    size_t reserved; /* places promised to jobs not queued yet */
     int closed;
 };
 
-static int m_push(void *self, struct job **jobs, size_t n)
+static void append(struct mem_queue *q, struct job **jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        q->ring[(q->head + q->len++) % q->cap] = jobs[i];
+    pthread_cond_broadcast(&q->nonempty);
+}
+
+static int m_push(void *self, struct job **jobs, size_t n, size_t reserve)
 {
     struct mem_queue *q = self;
     int rc = 0;
     pthread_mutex_lock(&q->lock);
     if (q->closed)
         rc = BG_ECLOSED;
-    else if (n > q->cap - q->len)
+    else if (n + reserve > q->cap - q->len - q->reserved)
         rc = BG_EFULL; /* all or nothing: no part of a request waits alone */
     else {
-        for (size_t i = 0; i < n; i++)
-            q->ring[(q->head + q->len++) % q->cap] = jobs[i];
-        pthread_cond_broadcast(&q->nonempty);
+        q->reserved += reserve;
+        append(q, jobs, n);
     }
     pthread_mutex_unlock(&q->lock);
     return rc;
+}
+
+static int m_push_reserved(void *self, struct job **jobs, size_t n)
+{
+    struct mem_queue *q = self;
+    pthread_mutex_lock(&q->lock);
+    q->reserved -= n <= q->reserved ? n : q->reserved;
+    /* The places were kept, so this fits even while closing: accepted work
+     * is finished or answered, never dropped. */
+    append(q, jobs, n);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+static void m_release(void *self, size_t n)
+{
+    struct mem_queue *q = self;
+    pthread_mutex_lock(&q->lock);
+    q->reserved -= n <= q->reserved ? n : q->reserved;
+    pthread_mutex_unlock(&q->lock);
 }
 
 static struct job *take(struct mem_queue *q)
@@ -91,7 +118,16 @@ static void m_free(void *self)
     free(q);
 }
 
-static const struct queue_ops mem_ops = {m_push, m_pop, m_try_pop, m_close, m_depth, m_free};
+static const struct queue_ops mem_ops = {
+    .push = m_push,
+    .push_reserved = m_push_reserved,
+    .release = m_release,
+    .pop = m_pop,
+    .try_pop = m_try_pop,
+    .close = m_close,
+    .depth = m_depth,
+    .free = m_free,
+};
 
 struct queue *queue_mem_new(size_t capacity)
 {

@@ -1,5 +1,8 @@
 #include "request.h"
 
+#include "../common/base64.h"
+#include "../common/buf.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -51,21 +54,33 @@ static long lowest(long profile_value, long flag_value)
     return flag_value;
 }
 
-void request_limits(const struct profile *p, const struct config *cfg, struct run_limits *out)
+static long first_set(long a, long b, long fallback)
+{
+    return a > 0 ? a : b > 0 ? b : fallback;
+}
+
+void request_limits(const struct profile *p, const struct config *cfg, struct run_limits *out,
+                    struct run_limits *compile)
 {
     const struct limits *l = &p->limits, *c = &p->compile_limits;
     long flag_timeout = cfg->timeout_s * 1000;
+    memset(out, 0, sizeof *out);
     out->timeout_ms = lowest(l->timeout_ms, flag_timeout);
-    out->compile_timeout_ms = lowest(c->timeout_ms ? c->timeout_ms : l->timeout_ms, flag_timeout);
-    /* One container serves both steps here, so it gets the larger need. */
-    long mem = l->memory_mb > c->memory_mb ? l->memory_mb : c->memory_mb;
-    out->memory_mb = lowest(mem, cfg->memory_mb);
+    out->compile_timeout_ms = lowest(first_set(c->timeout_ms, l->timeout_ms, 0), flag_timeout);
+    out->memory_mb = lowest(l->memory_mb, cfg->memory_mb);
     out->output_bytes = lowest(l->output_kb, cfg->output_kb) * 1024;
-    long pids = l->pids > c->pids ? l->pids : c->pids;
-    out->pids = pids ? pids : DEFAULT_PIDS;
-    out->nofile = l->nofile ? l->nofile : DEFAULT_NOFILE;
-    out->tmpfs_mb = l->tmpfs_mb ? l->tmpfs_mb : DEFAULT_TMPFS_MB;
+    out->pids = first_set(l->pids, 0, DEFAULT_PIDS);
+    out->nofile = first_set(l->nofile, 0, DEFAULT_NOFILE);
+    out->tmpfs_mb = first_set(l->tmpfs_mb, 0, DEFAULT_TMPFS_MB);
     out->cpu_shares = cfg->cpu_shares;
+    /* The compile runs in a container of its own with its own limits;
+     * what the profile leaves unset there falls back to the run's. */
+    *compile = *out;
+    compile->memory_mb = lowest(first_set(c->memory_mb, l->memory_mb, 0), cfg->memory_mb);
+    compile->output_bytes = lowest(first_set(c->output_kb, l->output_kb, 0), cfg->output_kb) * 1024;
+    compile->pids = first_set(c->pids, l->pids, DEFAULT_PIDS);
+    compile->nofile = first_set(c->nofile, l->nofile, DEFAULT_NOFILE);
+    compile->tmpfs_mb = first_set(c->tmpfs_mb, l->tmpfs_mb, DEFAULT_TMPFS_MB);
 }
 
 static int parse_count_text(const char *text, const struct config *cfg, size_t *count,
@@ -109,6 +124,41 @@ nomem:
     return NULL;
 }
 
+#define MAX_FILES 64
+#define MAX_ARGS 64
+#define MAX_ARG_LEN 4096
+#define MAX_SEGMENT 255
+
+/* Names are relative paths inside the workspace: no '..', no '.', no empty
+ * segment, nothing absolute, no control bytes. The supervisor checks again
+ * and writes without following links; this check gives the client a
+ * precise 400 before anything is created (threats.md: paths). */
+int request_name_valid(const char *name, size_t len, const char **why)
+{
+    size_t seg = 0;
+    if (len == 0 || strlen(name) != len)
+        return *why = "is empty or holds a NUL byte", 0;
+    if (name[0] == '/')
+        return *why = "is absolute", 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || name[i] == '/') {
+            const char *start = name + i - seg;
+            if (seg == 0)
+                return *why = "has an empty segment", 0;
+            if ((seg == 1 && start[0] == '.') || (seg == 2 && start[0] == '.' && start[1] == '.'))
+                return *why = "has a '.' or '..' segment", 0;
+            if (seg > MAX_SEGMENT)
+                return *why = "has a segment over 255 bytes", 0;
+            seg = 0;
+            continue;
+        }
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == '\\')
+            return *why = "holds a control character or a backslash", 0;
+        seg++;
+    }
+    return 1;
+}
+
 static int add_file(struct run_spec *spec, const char *name, const char *data, size_t len)
 {
     struct run_file *files = realloc(spec->files, (spec->nfiles + 1) * sizeof *files);
@@ -118,6 +168,7 @@ static int add_file(struct run_spec *spec, const char *name, const char *data, s
     struct run_file *f = &files[spec->nfiles];
     f->name = strdup(name);
     f->data = malloc(len ? len : 1);
+    f->exec = 0;
     if (!f->name || !f->data) {
         free(f->name);
         free(f->data);
@@ -129,15 +180,72 @@ static int add_file(struct run_spec *spec, const char *name, const char *data, s
     return 0;
 }
 
+static int ends_with_ext(const char *name, const char *ext)
+{
+    size_t n = strlen(name), e = strlen(ext);
+    return n > e + 1 && name[n - e - 1] == '.' && strcmp(name + n - e, ext) == 0;
+}
+
+static int push(struct buf *v, const char *s)
+{
+    char *copy = strdup(s);
+    if (!copy || buf_append(v, &copy, sizeof copy) < 0) {
+        free(copy);
+        return BG_ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * Expand the operator's argv: "{main}" is the main file, "{files}" every
+ * file, "{files:EXT}" those ending in .EXT, each as its own argv element
+ * (never pasted into a string, so no name can become shell syntax). extra
+ * (the request's args) is appended.
+ */
+static char **expand_argv(char *const *tmpl, const struct run_spec *spec, const char *main_file,
+                          char *const *extra)
+{
+    struct buf v = BUF_INIT; /* an array of char* built in a byte buffer */
+    int rc = 0;
+    for (size_t i = 0; tmpl[i] && rc == 0; i++) {
+        const char *t = tmpl[i];
+        if (strcmp(t, "{main}") == 0)
+            rc = push(&v, main_file);
+        else if (strcmp(t, "{files}") == 0 || strncmp(t, "{files:", 7) == 0) {
+            char ext[32] = "";
+            if (t[6] == ':')
+                snprintf(ext, sizeof ext, "%.*s", (int)(strlen(t) - 8), t + 7);
+            for (size_t f = 0; f < spec->nfiles && rc == 0; f++)
+                if (!ext[0] || ends_with_ext(spec->files[f].name, ext))
+                    rc = push(&v, spec->files[f].name);
+        } else
+            rc = push(&v, t);
+    }
+    for (size_t i = 0; extra && extra[i] && rc == 0; i++)
+        rc = push(&v, extra[i]);
+    char *end = NULL;
+    if (rc == 0)
+        rc = buf_append(&v, &end, sizeof end);
+    if (rc < 0) {
+        for (size_t i = 0; i < v.len / sizeof(char *); i++)
+            free(((char **)v.data)[i]);
+        buf_free(&v);
+        return NULL;
+    }
+    return (char **)buf_steal(&v);
+}
+
 /* What the JSON asked for, before it is checked against profiles. */
 struct fields {
-    const char *lang, *script, *stdin_text, *image, *cmd, *extension;
+    const char *lang, *script, *stdin_text, *image, *cmd, *extension, *main;
     size_t script_len, stdin_len;
     size_t count;
+    const cJSON *files, *args, *limits;
 };
 
-static const char *const known_fields[] = {"lang", "script", "count", "stdin", "image", "cmd",
-                                           "extension", "stdIn", "input", NULL};
+static const char *const known_fields[] = {"lang",  "script", "count", "stdin", "image",
+                                           "cmd",   "extension", "stdIn", "input", "files",
+                                           "main",  "args",   "limits", NULL};
 
 static int get_string(const cJSON *root, const char *key, const char **out, size_t *len,
                       struct request_error *e)
@@ -153,6 +261,23 @@ static int get_string(const cJSON *root, const char *key, const char **out, size
     return 0;
 }
 
+static int get_whole(const cJSON *v, long lo, long hi, long *out)
+{
+    if (!cJSON_IsNumber(v))
+        return -1;
+    double d = v->valuedouble;
+    if (d != (double)(long)d || d < (double)lo || d > (double)hi)
+        return -1;
+    *out = (long)d;
+    return 0;
+}
+
+static const cJSON *get_item(const cJSON *root, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
 static int read_fields(const cJSON *root, const struct config *cfg, struct fields *f,
                        struct request_error *e)
 {
@@ -165,24 +290,28 @@ static int read_fields(const cJSON *root, const struct config *cfg, struct field
         if (!known)
             return fail(e, 400, "unknown_field", "unknown field '%.64s'", item->string);
     }
-    if (get_string(root, "lang", &f->lang, NULL, e) || get_string(root, "script", &f->script, &f->script_len, e) ||
+    if (get_string(root, "lang", &f->lang, NULL, e) ||
+        get_string(root, "script", &f->script, &f->script_len, e) ||
         get_string(root, "image", &f->image, NULL, e) || get_string(root, "cmd", &f->cmd, NULL, e) ||
         get_string(root, "extension", &f->extension, NULL, e) ||
+        get_string(root, "main", &f->main, NULL, e) ||
         get_string(root, "stdin", &f->stdin_text, &f->stdin_len, e) ||
         get_string(root, "stdIn", &f->stdin_text, &f->stdin_len, e) ||
         get_string(root, "input", &f->stdin_text, &f->stdin_len, e))
         return BG_EINVAL;
-    const cJSON *count = cJSON_GetObjectItemCaseSensitive(root, "count");
-    f->count = 1;
-    if (count && !cJSON_IsNull(count)) {
-        double d = cJSON_IsNumber(count) ? count->valuedouble : 0;
-        if (!cJSON_IsNumber(count) || d != (double)(long)d || d < 1 || d > (double)cfg->max_count)
-            return fail(e, 400, "bad_count", "count must be a whole number from 1 to %ld",
-                        cfg->max_count);
-        f->count = (size_t)d;
-    }
-    if (!f->script)
-        return fail(e, 400, "missing_field", "'script' is required");
+    const cJSON *count = get_item(root, "count");
+    long n = 1;
+    if (count && get_whole(count, 1, cfg->max_count, &n) < 0)
+        return fail(e, 400, "bad_count", "count must be a whole number from 1 to %ld",
+                    cfg->max_count);
+    f->count = (size_t)n;
+    f->files = get_item(root, "files");
+    f->args = get_item(root, "args");
+    f->limits = get_item(root, "limits");
+    if (f->files && f->script)
+        return fail(e, 400, "bad_request", "give either 'script' or 'files', not both");
+    if (!f->files && !f->script)
+        return fail(e, 400, "missing_field", "'script' (or 'files') is required");
     return 0;
 }
 
@@ -196,9 +325,124 @@ static int extension_valid(const char *ext)
     return 1;
 }
 
-/* Fill spec for profile p with the main file name and the run argv. */
+/* One entry of "files": {"name", "content", "encoding"}. */
+static int read_file(const cJSON *o, size_t index, struct run_spec *spec, struct request_error *e)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(o, "content");
+    const cJSON *enc = cJSON_GetObjectItemCaseSensitive(o, "encoding");
+    const cJSON *item;
+    const char *why;
+    if (!cJSON_IsObject(o))
+        return fail(e, 400, "bad_type", "files[%zu] must be an object", index);
+    cJSON_ArrayForEach(item, o)
+    {
+        if (strcmp(item->string, "name") && strcmp(item->string, "content") &&
+            strcmp(item->string, "encoding"))
+            return fail(e, 400, "unknown_field", "unknown field 'files[%zu].%.64s'", index,
+                        item->string);
+    }
+    if (!cJSON_IsString(name) || !cJSON_IsString(content))
+        return fail(e, 400, "bad_type", "files[%zu] needs a string 'name' and 'content'", index);
+    if (!request_name_valid(name->valuestring, strlen(name->valuestring), &why))
+        return fail(e, 400, "bad_file_name", "file name '%.100s' %s", name->valuestring, why);
+    for (size_t i = 0; i < spec->nfiles; i++)
+        if (strcmp(spec->files[i].name, name->valuestring) == 0)
+            return fail(e, 400, "bad_file_name", "file name '%.100s' is given twice",
+                        name->valuestring);
+    const char *encoding = cJSON_IsString(enc) ? enc->valuestring : enc ? NULL : "utf8";
+    if (!encoding || (strcmp(encoding, "utf8") && strcmp(encoding, "base64")))
+        return fail(e, 400, "bad_encoding", "files[%zu].encoding must be \"utf8\" or \"base64\"",
+                    index);
+    struct buf data = BUF_INIT;
+    int rc = 0;
+    if (strcmp(encoding, "base64") == 0)
+        rc = base64_decode(content->valuestring, strlen(content->valuestring), &data);
+    else
+        rc = buf_append(&data, content->valuestring, strlen(content->valuestring));
+    if (rc == BG_EINVAL)
+        rc = fail(e, 400, "bad_encoding", "files[%zu] ('%.100s') is not valid base64", index,
+                  name->valuestring);
+    else if (rc == 0 && add_file(spec, name->valuestring, data.data ? data.data : "", data.len) < 0)
+        rc = fail(e, 500, "internal_error", "out of memory");
+    buf_free(&data);
+    return rc;
+}
+
+static int read_files(const cJSON *files, struct run_spec *spec, struct request_error *e)
+{
+    if (!cJSON_IsArray(files) || cJSON_GetArraySize(files) == 0)
+        return fail(e, 400, "bad_type", "'files' must be a non-empty array");
+    if (cJSON_GetArraySize(files) > MAX_FILES)
+        return fail(e, 400, "too_many_files", "at most %d files", MAX_FILES);
+    size_t i = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, files)
+    {
+        int rc = read_file(o, i++, spec, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int read_args(const cJSON *args, char ***out, struct request_error *e)
+{
+    if (!cJSON_IsArray(args))
+        return fail(e, 400, "bad_type", "'args' must be an array of strings");
+    int n = cJSON_GetArraySize(args);
+    if (n > MAX_ARGS)
+        return fail(e, 400, "bad_args", "at most %d args", MAX_ARGS);
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v)
+        return fail(e, 500, "internal_error", "out of memory");
+    int i = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, args)
+    {
+        if (!cJSON_IsString(a) || strlen(a->valuestring) > MAX_ARG_LEN || !(v[i++] = strdup(a->valuestring))) {
+            strv_free(v);
+            return fail(e, 400, "bad_args", "args[%d] must be a string of at most %d bytes", i - 1,
+                        MAX_ARG_LEN);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* "limits" may only lower what the profile and the server allow. */
+static int read_limits(const cJSON *limits, struct run_limits *l, struct request_error *e)
+{
+    struct {
+        const char *key;
+        long *field;
+        long scale;
+    } keys[] = {{"timeout_ms", &l->timeout_ms, 1},
+                {"memory_mb", &l->memory_mb, 1},
+                {"output_kb", &l->output_bytes, 1024}};
+    const cJSON *item;
+    if (!cJSON_IsObject(limits))
+        return fail(e, 400, "bad_type", "'limits' must be an object");
+    cJSON_ArrayForEach(item, limits)
+    {
+        size_t k = 0;
+        while (k < 3 && strcmp(keys[k].key, item->string) != 0)
+            k++;
+        if (k == 3)
+            return fail(e, 400, "unknown_field",
+                        "unknown limit '%.64s' (timeout_ms, memory_mb, output_kb)", item->string);
+        long max = *keys[k].field / keys[k].scale, v;
+        if (get_whole(item, 1, max, &v) < 0)
+            return fail(e, 400, "bad_limit", "limits.%s must be a whole number from 1 to %ld",
+                        keys[k].key, max);
+        *keys[k].field = v * keys[k].scale;
+    }
+    return 0;
+}
+
+/* Argv, environment and limits for profile p, once the files are known. */
 static int fill_spec(struct run_spec *spec, const struct profile *p, const struct config *cfg,
-                     const char *file, const char *cmd)
+                     const char *main_file, const char *cmd, char *const *args)
 {
     spec->language = strdup(p->name);
     spec->image = strdup(p->image);
@@ -207,26 +451,80 @@ static int fill_spec(struct run_spec *spec, const struct profile *p, const struc
         /* The original ran `sh -c "<cmd> <file>"`; we keep that for its
          * users, but only inside the sandbox, where the client already
          * controls everything. */
-        size_t n = strlen(cmd) + strlen(file) + 2;
+        char *const shell[] = {"/bin/sh", "-c", NULL, NULL};
+        size_t n = strlen(cmd) + strlen(main_file) + 2;
         char *line = malloc(n);
-        spec->run = calloc(4, sizeof *spec->run);
-        if (line && spec->run) {
-            snprintf(line, n, "%s %s", cmd, file);
-            spec->run[0] = strdup("/bin/sh");
-            spec->run[1] = strdup("-c");
-            spec->run[2] = line;
-            line = NULL;
+        if (line) {
+            snprintf(line, n, "%s %s", cmd, main_file);
+            char *argv[] = {shell[0], shell[1], line, NULL};
+            spec->run = expand_argv(argv, spec, main_file, args);
         }
         free(line);
     } else {
-        spec->run = strv_dup(p->run);
-        if (p->compile)
-            spec->compile = strv_dup(p->compile);
+        spec->run = expand_argv(p->run, spec, main_file, args);
+        if (p->compile && !(spec->compile = expand_argv(p->compile, spec, main_file, NULL)))
+            return BG_ENOMEM;
     }
-    request_limits(p, cfg, &spec->limits);
-    if (!spec->language || !spec->image || !spec->env || !spec->run || !spec->run[0] ||
-        (p->compile && !cmd && !spec->compile))
+    request_limits(p, cfg, &spec->limits, &spec->compile_limits);
+    if (!spec->language || !spec->image || !spec->env || !spec->run || !spec->run[0])
         return BG_ENOMEM;
+    return 0;
+}
+
+static const struct profile *find_profile(const struct fields *f, const struct profile_set *set,
+                                          struct request_error *e)
+{
+    const struct profile *p;
+    if (f->lang) {
+        if (!(p = profile_find(set, f->lang)))
+            fail(e, 404, "unknown_language", "unknown language '%.64s' (see GET /languages)",
+                 f->lang);
+        return p;
+    }
+    if (!f->image) {
+        fail(e, 400, "missing_field", "'lang' is required (or the original's 'image')");
+        return NULL;
+    }
+    if (!profile_image_allowed(set, f->image)) {
+        fail(e, 403, "image_not_allowed", "image '%.100s' is not one of the service's languages",
+             f->image);
+        return NULL;
+    }
+    if (!(p = profile_find_image(set, f->image)))
+        fail(e, 403, "image_not_allowed",
+             "image '%.100s' is allowed but no language profile describes it", f->image);
+    return p;
+}
+
+/* The sources: "files", or "script" as the main file. Sets *main_file. */
+static int gather_files(const struct fields *f, const struct profile *p, struct run_spec *spec,
+                        const char **main_file, char name[64], struct request_error *e)
+{
+    if (f->extension && !extension_valid(f->extension))
+        return fail(e, 400, "bad_extension", "'extension' must be 1 to 16 letters or digits");
+    if (!f->files) {
+        snprintf(name, 64, "main.%s", f->extension ? f->extension : "");
+        *main_file = f->extension ? name : p->file;
+        if (f->script_len == 0)
+            return fail(e, 400, "empty_script", "the main file is empty");
+        if (add_file(spec, *main_file, f->script, f->script_len) < 0)
+            return fail(e, 500, "internal_error", "out of memory");
+        return 0;
+    }
+    int rc = read_files(f->files, spec, e);
+    if (rc < 0)
+        return rc;
+    size_t m = 0;
+    if (f->main) {
+        while (m < spec->nfiles && strcmp(spec->files[m].name, f->main) != 0)
+            m++;
+        if (m == spec->nfiles)
+            return fail(e, 400, "bad_main", "'main' names '%.100s', which is not among the files",
+                        f->main);
+    }
+    if (spec->files[m].len == 0)
+        return fail(e, 400, "empty_script", "the main file '%.100s' is empty", spec->files[m].name);
+    *main_file = spec->files[m].name;
     return 0;
 }
 
@@ -236,7 +534,9 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
 {
     struct fields f = {0};
     const struct profile *p = NULL;
-    char file[64];
+    const char *main_file = NULL;
+    char name[64];
+    char **args = NULL;
     int rc;
     if (request_has_escaped_nul(in->body, in->body_len))
         return fail(e, 400, "bad_json", "strings may not contain \\u0000 (send binary as base64)");
@@ -248,55 +548,30 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
         rc = fail(e, 400, "bad_json", "the body must be a JSON object");
         goto out;
     }
-    rc = read_fields(root, cfg, &f, e);
-    if (rc < 0)
-        goto out;
-    if (f.lang) {
-        p = profile_find(set, f.lang);
-        if (!p) {
-            rc = fail(e, 404, "unknown_language", "unknown language '%.64s' (see GET /languages)", f.lang);
-            goto out;
-        }
-    } else if (f.image) {
-        if (!profile_image_allowed(set, f.image)) {
-            rc = fail(e, 403, "image_not_allowed",
-                      "image '%.100s' is not one of the service's languages", f.image);
-            goto out;
-        }
-        p = profile_find_image(set, f.image);
-        if (!p) {
-            rc = fail(e, 403, "image_not_allowed",
-                      "image '%.100s' is allowed but no language profile describes it", f.image);
-            goto out;
-        }
-    } else {
-        rc = fail(e, 400, "missing_field", "'lang' is required (or the original's 'image')");
+    if ((rc = read_fields(root, cfg, &f, e)) < 0 || !(p = find_profile(&f, set, e)) ||
+        (rc = gather_files(&f, p, spec, &main_file, name, e)) < 0 ||
+        (f.args && (rc = read_args(f.args, &args, e)) < 0)) {
+        rc = BG_EINVAL;
         goto out;
     }
-    if (f.extension && !extension_valid(f.extension)) {
-        rc = fail(e, 400, "bad_extension", "'extension' must be 1 to 16 letters or digits");
+    if (fill_spec(spec, p, cfg, main_file, f.cmd, args) < 0) {
+        rc = fail(e, 500, "internal_error", "out of memory");
         goto out;
     }
-    if (f.script_len == 0) {
-        rc = fail(e, 400, "empty_script", "the main file is empty");
+    if (f.limits && (rc = read_limits(f.limits, &spec->limits, e)) < 0)
         goto out;
-    }
-    snprintf(file, sizeof file, "main.%s", f.extension ? f.extension : "");
-    const char *main_file = f.extension ? file : p->file;
-    rc = fill_spec(spec, p, cfg, main_file, f.cmd);
-    if (rc == 0)
-        rc = add_file(spec, main_file, f.script, f.script_len);
-    if (rc == 0 && f.stdin_text && f.stdin_len) {
-        spec->stdin_data = strdup(f.stdin_text);
+    if (f.stdin_text && f.stdin_len) {
+        if (!(spec->stdin_data = strdup(f.stdin_text))) {
+            rc = fail(e, 500, "internal_error", "out of memory");
+            goto out;
+        }
         spec->stdin_len = f.stdin_len;
-        if (!spec->stdin_data)
-            rc = BG_ENOMEM;
     }
-    if (rc == BG_ENOMEM)
-        fail(e, 500, "internal_error", "out of memory");
     *count = f.count;
     *prof = p;
+    rc = 0;
 out:
+    strv_free(args);
     cJSON_Delete(root);
     return rc;
 }
@@ -317,10 +592,8 @@ static int from_raw(const struct request_in *in, const struct profile_set *set,
         return BG_EINVAL;
     if (in->body_len == 0)
         return fail(e, 400, "empty_script", "the main file is empty");
-    int rc = fill_spec(spec, p, cfg, p->file, NULL);
-    if (rc == 0)
-        rc = add_file(spec, p->file, in->body, in->body_len);
-    if (rc < 0)
+    if (add_file(spec, p->file, in->body, in->body_len) < 0 ||
+        fill_spec(spec, p, cfg, p->file, NULL, NULL) < 0)
         return fail(e, 500, "internal_error", "out of memory");
     *prof = p;
     return 0;

@@ -39,10 +39,15 @@ int request_parse(const struct request_in *in, const struct profile_set *set,
                   const struct config *cfg, struct run_spec *spec, size_t *count,
                   const struct profile **profile, struct request_error *e);
 
+/* Whether name is an acceptable file name; *why says what is wrong. */
+int request_name_valid(const char *name, size_t len, const char **why);
+
 /* Whether the raw JSON text holds an escaped NUL (\u0000) in a string. */
 int request_has_escaped_nul(const char *body, size_t len);
 
-/* The limits a run of profile p gets under cfg (the lowest that applies). */
-void request_limits(const struct profile *p, const struct config *cfg, struct run_limits *out);
+/* The limits a run (and a compile) of profile p gets under cfg: the
+ * lowest of the profile's and the server's. */
+void request_limits(const struct profile *p, const struct config *cfg, struct run_limits *out,
+                    struct run_limits *compile);
 
 #endif

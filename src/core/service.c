@@ -105,26 +105,72 @@ static int ensure_supervisor(struct service *s, struct docker *d, char *err)
     return rc;
 }
 
+struct finish {
+    struct service *svc;
+    struct job *job;
+};
+
+/* A compile is done: queue its runs into their reserved places, or answer
+ * every run with the compile's failure. */
+static void compile_finished(struct service *s, struct job *j)
+{
+    struct batch *b = j->batch;
+    const struct run_result *c = &b->compile;
+    struct queue *q = s->queue;
+    if (c->status == RUN_OK && !atomic_load(&b->cancelled) && batch_prepare_runs(b) == 0) {
+        struct job **jobs = calloc(b->count, sizeof *jobs);
+        if (jobs) {
+            for (size_t i = 0; i < b->count; i++) {
+                jobs[i] = &b->jobs[i];
+                batch_ref(b);
+            }
+            q->ops->push_reserved(q->self, jobs, b->count);
+            free(jobs);
+            batch_job_done(j);
+            return;
+        }
+    }
+    q->ops->release(q->self, b->count);
+    if (c->status == RUN_COMPILE_ERROR)
+        batch_fail_runs(b, RUN_COMPILE_ERROR, "");
+    else
+        batch_fail_runs(b, RUN_INTERNAL_ERROR,
+                        c->status == RUN_OK ? "the compiled files could not be prepared"
+                                            : c->message);
+    batch_job_done(j);
+}
+
 /* The run's result is known: log it and answer (the batch may go). */
 static void job_finished(void *arg)
 {
-    struct job *j = arg;
+    struct finish *f = arg;
+    struct job *j = f->job;
     struct batch *b = j->batch;
-    const struct run_result *res = &b->results[j->index];
-    if (res->status == RUN_INTERNAL_ERROR)
-        log_error("[%s] run %zu of %s: %s", b->request_id, j->index + 1, b->spec.language,
-                  res->message);
+    const struct run_result *res = batch_job_result(j);
+    char which[32];
+    if (j->index == JOB_COMPILE)
+        snprintf(which, sizeof which, "compile");
     else
-        log_info("[%s] run %zu of %s: %s in %ld ms", b->request_id, j->index + 1,
-                 b->spec.language, run_status_name(res->status), res->duration_ms);
-    batch_job_done(j);
+        snprintf(which, sizeof which, "run %zu", j->index + 1);
+    if (res->status == RUN_INTERNAL_ERROR)
+        log_error("[%s] %s of %s: %s", b->request_id, which, b->spec.language, res->message);
+    else
+        log_info("[%s] %s of %s: %s in %ld ms", b->request_id, which, b->spec.language,
+                 run_status_name(res->status), res->duration_ms);
+    if (j->index == JOB_COMPILE)
+        compile_finished(f->svc, j);
+    else
+        batch_job_done(j);
 }
 
 static void run_one(struct service *s, struct docker *d, struct job *j)
 {
     struct batch *b = j->batch;
-    struct run_result *res = &b->results[j->index];
+    struct run_result *res = batch_job_result(j);
+    struct finish f = {s, j};
     if (atomic_load(&b->cancelled)) {
+        if (j->index == JOB_COMPILE)
+            s->queue->ops->release(s->queue->self, b->count);
         batch_job_fail(j, "the client went away before the run started");
         return;
     }
@@ -134,11 +180,11 @@ static void run_one(struct service *s, struct docker *d, struct job *j)
         run_result_init(res);
         snprintf(res->message, sizeof res->message, "cannot prepare the sandbox: %.200s", err);
         res->engine_down = 1;
-        batch_job_done(j);
+        job_finished(&f);
         return;
     }
     atomic_fetch_add(&s->busy, 1);
-    run_execute(d, &s->run_ctx, &b->spec, res, job_finished, j);
+    run_execute(d, &s->run_ctx, batch_job_spec(j), res, job_finished, &f);
     atomic_fetch_sub(&s->busy, 1);
 }
 
@@ -219,16 +265,18 @@ int service_start(struct service *s, char err[BG_ERRLEN])
 
 int service_submit(struct service *s, struct batch *b)
 {
-    struct job **jobs = calloc(b->count, sizeof *jobs);
+    /* A compiled language queues its compile and keeps places for its runs. */
+    size_t n = b->compiled ? 1 : b->count, reserve = b->compiled ? b->count : 0;
+    struct job **jobs = calloc(n, sizeof *jobs);
     if (!jobs)
         return BG_ENOMEM;
-    for (size_t i = 0; i < b->count; i++) {
-        jobs[i] = &b->jobs[i];
+    for (size_t i = 0; i < n; i++) {
+        jobs[i] = b->compiled ? &b->compile_job : &b->jobs[i];
         batch_ref(b); /* each queued job holds the batch */
     }
-    int rc = s->queue->ops->push(s->queue->self, jobs, b->count);
+    int rc = s->queue->ops->push(s->queue->self, jobs, n, reserve);
     if (rc < 0)
-        for (size_t i = 0; i < b->count; i++)
+        for (size_t i = 0; i < n; i++)
             batch_unref(b);
     free(jobs);
     return rc;
@@ -266,6 +314,9 @@ void service_stop(struct service *s)
     }
     for (size_t i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
+    /* Runs a compile queued during the drain have no worker left. */
+    while ((j = s->queue->ops->try_pop(s->queue->self)) != NULL)
+        batch_job_fail(j, "the service is shutting down");
     if (s->reaper_started)
         pthread_join(s->reaper, NULL);
     pthread_mutex_lock(&s->control_lock);

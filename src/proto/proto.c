@@ -24,6 +24,8 @@ int proto_type_valid(uint8_t type)
     switch (type) {
     case PROTO_LIMITS:
     case PROTO_FILE:
+    case PROTO_FILE_EXEC:
+    case PROTO_ARTIFACT:
     case PROTO_ENV:
     case PROTO_COMPILE:
     case PROTO_RUN:

@@ -10,9 +10,14 @@
  *
  * Service -> supervisor (container stdin), in this order, ended by END:
  *   LIMITS  text "key=value\n" lines: timeout_ms, compile_timeout_ms,
- *           output_bytes (stdout+stderr together, per step). Unknown keys
+ *           output_bytes (stdout+stderr together, per step), and optional
+ *           artifact_bytes: when set, the job is a compile only: after a
+ *           successful COMPILE the workspace's files come back as ARTIFACT
+ *           frames (at most that many bytes) and no RUN is needed. Unknown keys
  *           are an error: a supervisor must not silently ignore a limit.
  *   FILE    name NUL content: one source file, name relative to /work.
+ *   FILE_EXEC  the same, written executable (a compiled program carried
+ *           from a compile container to a run container).
  *   ENV     "KEY=VALUE": one variable of the program's environment, which
  *           is built only from these (nothing of the supervisor's own).
  *   COMPILE argv, each element NUL-terminated (optional, at most once).
@@ -27,6 +32,9 @@
  *   RESULT  text "key=value\n" lines for the step: step, exit_code (-1 when
  *           killed by a signal), signal (0 if none), timed_out, output_limit,
  *           oom_killed (0/1), wall_ms, cpu_ms, memory_kb.
+ *   ARTIFACT  mode ('x' executable or '-') name NUL content: one regular
+ *           file of the workspace after a compile (names starting with '.'
+ *           are skipped at every level: scratch, not output).
  *   FAIL    text: the supervisor itself failed (bad input, exec failure);
  *           the service reports it as an internal error.
  *   DONE    empty: the last frame; the supervisor exits after it.
@@ -45,6 +53,7 @@
 enum proto_type {
     PROTO_LIMITS = 'L',
     PROTO_FILE = 'F',
+    PROTO_FILE_EXEC = 'G',
     PROTO_ENV = 'V',
     PROTO_COMPILE = 'C',
     PROTO_RUN = 'R',
@@ -54,6 +63,7 @@ enum proto_type {
     PROTO_OUT = 'O',
     PROTO_ERR = 'E',
     PROTO_RESULT = 'X',
+    PROTO_ARTIFACT = 'A',
     PROTO_FAIL = 'P',
     PROTO_DONE = 'D',
 };

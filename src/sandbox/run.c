@@ -46,8 +46,20 @@ void run_result_init(struct run_result *r)
     r->status = RUN_INTERNAL_ERROR;
 }
 
+static void files_free(struct run_file *files, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(files[i].name);
+        free(files[i].data);
+    }
+    free(files);
+}
+
 void run_result_free(struct run_result *r)
 {
+    files_free(r->artifacts, r->nartifacts);
+    r->artifacts = NULL;
+    r->nartifacts = 0;
     buf_free(&r->compile.out);
     buf_free(&r->compile.err);
     buf_free(&r->run.out);
@@ -69,11 +81,7 @@ void run_spec_free(struct run_spec *s)
     for (char **v = s->env; v && *v; v++)
         free(*v);
     free(s->env);
-    for (size_t i = 0; i < s->nfiles; i++) {
-        free(s->files[i].name);
-        free(s->files[i].data);
-    }
-    free(s->files);
+    files_free(s->files, s->nfiles);
     free(s->stdin_data);
     memset(s, 0, sizeof *s);
 }
@@ -91,7 +99,9 @@ static void add_ulimit(cJSON *arr, const char *name, long value)
 
 static cJSON *host_config(const struct run_context *ctx, const struct run_spec *spec)
 {
-    const struct run_limits *l = &spec->limits;
+    /* A compile-only container has the compile's own limits. */
+    const struct run_limits *l =
+        spec->limits.artifact_bytes > 0 ? &spec->compile_limits : &spec->limits;
     char tmpfs[128];
     cJSON *hc = cJSON_CreateObject();
     /* No network at all: the program can reach neither us, nor the engine,
@@ -218,6 +228,9 @@ int run_encode_input(const struct run_spec *spec, struct buf *out)
     int n = snprintf(limits, sizeof limits,
                      "timeout_ms=%ld\ncompile_timeout_ms=%ld\noutput_bytes=%ld\n",
                      l->timeout_ms, l->compile_timeout_ms, l->output_bytes);
+    if (l->artifact_bytes > 0)
+        n += snprintf(limits + n, sizeof limits - (size_t)n, "artifact_bytes=%ld\n",
+                      l->artifact_bytes);
     int rc = put_frame(out, PROTO_LIMITS, limits, (size_t)n);
     for (size_t i = 0; rc == 0 && i < spec->nfiles; i++) {
         struct buf f = BUF_INIT;
@@ -226,7 +239,7 @@ int run_encode_input(const struct run_spec *spec, struct buf *out)
         if (rc == 0)
             rc = buf_append(&f, file->data, file->len);
         if (rc == 0)
-            rc = put_frame(out, PROTO_FILE, f.data, f.len);
+            rc = put_frame(out, file->exec ? PROTO_FILE_EXEC : PROTO_FILE, f.data, f.len);
         buf_free(&f);
     }
     for (char **e = spec->env; rc == 0 && e && *e; e++)
@@ -249,8 +262,40 @@ struct run_reader {
     struct run_result *res;
     struct step_result *step; /* the step output belongs to */
     long cap;                 /* per step, stdout+stderr together */
+    long artifact_cap;        /* bytes of artifacts accepted in all */
     int done;
 };
+
+/* ARTIFACT: mode ('x' or '-'), name, NUL, content. */
+static int add_artifact(struct run_reader *r, const uint8_t *p, uint32_t len)
+{
+    struct run_result *res = r->res;
+    const uint8_t *nul = len > 1 ? memchr(p + 1, '\0', len - 1) : NULL;
+    if (!nul || (p[0] != 'x' && p[0] != '-'))
+        return -1;
+    size_t nlen = (size_t)(nul - p - 1), dlen = len - nlen - 2;
+    /* The supervisor bounds them; we bound them again, as the memory is ours. */
+    if ((long)(res->artifact_total + dlen) > r->artifact_cap)
+        return -1;
+    struct run_file *a = realloc(res->artifacts, (res->nartifacts + 1) * sizeof *a);
+    if (!a)
+        return -1;
+    res->artifacts = a;
+    a = &a[res->nartifacts];
+    a->name = strndup((const char *)p + 1, nlen);
+    a->data = malloc(dlen ? dlen : 1);
+    if (!a->name || !a->data) {
+        free(a->name);
+        free(a->data);
+        return -1;
+    }
+    memcpy(a->data, nul + 1, dlen);
+    a->len = dlen;
+    a->exec = p[0] == 'x';
+    res->nartifacts++;
+    res->artifact_total += dlen;
+    return 0;
+}
 
 static void add_output(struct run_reader *r, struct buf *b, const uint8_t *p, uint32_t len)
 {
@@ -308,6 +353,8 @@ static int on_frame(void *arg, uint8_t type, const uint8_t *p, uint32_t len)
     case PROTO_RESULT:
         take_result(r->step, p, len);
         return 0;
+    case PROTO_ARTIFACT:
+        return add_artifact(r, p, len);
     case PROTO_FAIL:
         snprintf(r->res->message, sizeof r->res->message, "sandbox: %.*s", (int)len, p);
         return 0;
@@ -318,7 +365,7 @@ static int on_frame(void *arg, uint8_t type, const uint8_t *p, uint32_t len)
     return -1;
 }
 
-struct run_reader *run_reader_new(struct run_result *res, long output_cap)
+struct run_reader *run_reader_new(struct run_result *res, long output_cap, long artifact_cap)
 {
     struct run_reader *r = calloc(1, sizeof *r);
     if (!r)
@@ -326,8 +373,10 @@ struct run_reader *run_reader_new(struct run_result *res, long output_cap)
     r->res = res;
     r->step = &res->run;
     r->cap = output_cap;
-    /* Output frames are small chunks; a large one means a broken peer. */
-    proto_decoder_init(&r->dec, 1u << 20, on_frame, r);
+    r->artifact_cap = artifact_cap;
+    /* Output frames are small chunks; only an artifact may be large. */
+    proto_decoder_init(&r->dec, artifact_cap > 0 ? (uint32_t)artifact_cap + 4096 : 1u << 20,
+                       on_frame, r);
     return r;
 }
 
@@ -395,14 +444,14 @@ static int pump_output(struct docker *d, struct dk_stream *s, struct pump *p, lo
     return 0;
 }
 
-static enum run_status judge(const struct run_result *r)
+static enum run_status judge(const struct run_result *r, int compile_only)
 {
     const struct step_result *c = &r->compile, *s = &r->run;
     if (c->present && (c->exit_code != 0 || c->signal || c->timed_out || c->output_limit ||
                        c->oom_killed))
         return RUN_COMPILE_ERROR;
     if (!s->present)
-        return RUN_INTERNAL_ERROR;
+        return compile_only && c->present ? RUN_OK : RUN_INTERNAL_ERROR;
     if (s->oom_killed)
         return RUN_MEMORY_LIMIT;
     if (s->timed_out)
@@ -423,7 +472,7 @@ static int talk(struct docker *d, const char *id, const struct run_spec *spec,
     char err[BG_ERRLEN];
     int rc;
 
-    p.reader = run_reader_new(res, spec->limits.output_bytes);
+    p.reader = run_reader_new(res, spec->limits.output_bytes, spec->limits.artifact_bytes);
     if (!p.reader || run_encode_input(spec, &input) < 0) {
         rc = bg_fail(res->message, BG_ENOMEM, "out of memory preparing the run");
         goto out;
@@ -502,7 +551,8 @@ out:
     if (rc == BG_EENGINE)
         res->engine_down = 1;
     res->duration_ms = now_ms() - started;
-    res->status = rc < 0 || res->message[0] ? RUN_INTERNAL_ERROR : judge(res);
+    res->status = rc < 0 || res->message[0] ? RUN_INTERNAL_ERROR
+                                                 : judge(res, spec->limits.artifact_bytes > 0);
     if (res->status == RUN_INTERNAL_ERROR && !res->message[0])
         snprintf(res->message, sizeof res->message, "the sandbox reported no result");
     /* The answer goes out now; spec and res may be gone after this call. */

@@ -22,6 +22,7 @@ struct run_file {
     char *name;
     char *data;
     size_t len;
+    int exec; /* written executable (a compiled program carried to a run) */
 };
 
 struct run_limits {
@@ -33,6 +34,7 @@ struct run_limits {
     long nofile;
     long tmpfs_mb;
     long cpu_shares;
+    long artifact_bytes; /* >0: compile only, send the workspace back */
 };
 
 /* Everything a run needs; owned by whoever builds it (job layer). */
@@ -47,6 +49,9 @@ struct run_spec {
     char *stdin_data;
     size_t stdin_len;
     struct run_limits limits;
+    /* The compile container's memory, pids, nofile and tmpfs, used when
+     * the job is a compile only (limits.artifact_bytes > 0). */
+    struct run_limits compile_limits;
 };
 
 enum run_status {
@@ -74,6 +79,9 @@ struct run_result {
     struct step_result compile;
     struct step_result run;
     long duration_ms; /* the whole run: create to result */
+    struct run_file *artifacts; /* compile only: the workspace's files */
+    size_t nartifacts;
+    size_t artifact_total;
     char message[BG_ERRLEN]; /* for internal errors: what failed */
     int engine_down;         /* the failure was the engine being unreachable */
     int image_missing;
@@ -114,7 +122,7 @@ int run_encode_input(const struct run_spec *spec, struct buf *out);
  * Exposed for unit tests: feed whole stream, get the result filled.
  */
 struct run_reader;
-struct run_reader *run_reader_new(struct run_result *res, long output_cap);
+struct run_reader *run_reader_new(struct run_result *res, long output_cap, long artifact_cap);
 int run_reader_feed(struct run_reader *r, const void *data, size_t len);
 /* 1 when DONE arrived, 0 otherwise. */
 int run_reader_done(const struct run_reader *r);

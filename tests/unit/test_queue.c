@@ -34,7 +34,7 @@ static struct job **ptrs(size_t from, size_t n, struct job **out)
 static int push(struct queue *q, size_t from, size_t n)
 {
     struct job *p[NJOBS];
-    return q->ops->push(q->self, ptrs(from, n, p), n);
+    return q->ops->push(q->self, ptrs(from, n, p), n, 0);
 }
 
 static int setup(void **state)
@@ -223,7 +223,7 @@ static void test_batch_jobs(void **state)
         batch_ref(b); /* the reference each queued job holds */
         p[i] = &b->jobs[i];
     }
-    assert_int_equal(q->ops->push(q->self, p, 3), 0);
+    assert_int_equal(q->ops->push(q->self, p, 3, 0), 0);
     for (size_t i = 0; i < 3; i++) {
         struct job *j = q->ops->try_pop(q->self);
         assert_ptr_equal(j, &b->jobs[i]);
@@ -244,7 +244,7 @@ static void test_batch_too_big_for_queue(void **state)
     struct job *p[5];
     for (size_t i = 0; i < 5; i++)
         p[i] = &b->jobs[i];
-    assert_int_equal(q->ops->push(q->self, p, 5), BG_EFULL);
+    assert_int_equal(q->ops->push(q->self, p, 5, 0), BG_EFULL);
     assert_int_equal(q->ops->depth(q->self), 0);
     batch_unref(b);
 }

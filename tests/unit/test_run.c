@@ -24,8 +24,8 @@ static char *compile_argv[] = {"gcc", "-O2", "-o", "main", "main.c", NULL};
 static char *run_argv[] = {"./main", "arg one", NULL};
 static char *env_vars[] = {"HOME=/work", "LANG=C.UTF-8", NULL};
 static struct run_file files[] = {
-    {"main.c", "int main(void){return 3;}\n", 26},
-    {"data.bin", "\0\1\2", 3},
+    {"main.c", "int main(void){return 3;}\n", 26, 0},
+    {"data.bin", "\0\1\2", 3, 0},
 };
 
 static struct run_spec sample_spec(void)
@@ -423,7 +423,7 @@ static void test_reader_split_everywhere(void **state)
     for (size_t cut = 0; cut <= s.len; cut++) {
         struct run_result res;
         run_result_init(&res);
-        struct run_reader *r = run_reader_new(&res, 1024);
+        struct run_reader *r = run_reader_new(&res, 1024, 0);
         assert_non_null(r);
         assert_int_equal(run_reader_feed(r, s.data, cut), 0);
         assert_int_equal(run_reader_done(r), cut == s.len);
@@ -442,7 +442,7 @@ static void test_reader_byte_by_byte(void **state)
     sample_output(&s);
     struct run_result res;
     run_result_init(&res);
-    struct run_reader *r = run_reader_new(&res, 1024);
+    struct run_reader *r = run_reader_new(&res, 1024, 0);
     for (size_t i = 0; i < s.len; i++)
         assert_int_equal(run_reader_feed(r, s.data + i, 1), 0);
     assert_true(run_reader_done(r));
@@ -464,7 +464,7 @@ static void test_reader_compile_step(void **state)
     put(&s, PROTO_DONE, NULL, 0);
     struct run_result res;
     run_result_init(&res);
-    struct run_reader *r = run_reader_new(&res, 1024);
+    struct run_reader *r = run_reader_new(&res, 1024, 0);
     assert_int_equal(run_reader_feed(r, s.data, s.len), 0);
     assert_true(res.compile.present);
     assert_int_equal(res.compile.exit_code, 1);
@@ -487,7 +487,7 @@ static void test_reader_fail_frame(void **state)
     put(&s, PROTO_DONE, NULL, 0);
     struct run_result res;
     run_result_init(&res);
-    struct run_reader *r = run_reader_new(&res, 1024);
+    struct run_reader *r = run_reader_new(&res, 1024, 0);
     assert_int_equal(run_reader_feed(r, s.data, s.len), 0);
     assert_non_null(strstr(res.message, "exec ./main: no such file"));
     run_reader_free(r);
@@ -498,7 +498,7 @@ static void test_reader_fail_frame(void **state)
 static struct run_reader *reader_with(struct run_result *res, long cap, const struct stream *s)
 {
     run_result_init(res);
-    struct run_reader *r = run_reader_new(res, cap);
+    struct run_reader *r = run_reader_new(res, cap, 0);
     assert_non_null(r);
     assert_int_equal(run_reader_feed(r, s->data, s->len), 0);
     return r;
@@ -586,7 +586,7 @@ static void test_reader_frame_after_done(void **state)
     puts_frame(&s, PROTO_OUT, "late");
     struct run_result res;
     run_result_init(&res);
-    struct run_reader *r = run_reader_new(&res, 1024);
+    struct run_reader *r = run_reader_new(&res, 1024, 0);
     assert_int_equal(run_reader_feed(r, s.data, s.len), BG_EPROTO);
     assert_null(strstr(res.run.out.data, "late"));
     run_reader_free(r);
@@ -595,7 +595,7 @@ static void test_reader_frame_after_done(void **state)
     /* Even in a separate feed. */
     sample_output(&s);
     run_result_init(&res);
-    r = run_reader_new(&res, 1024);
+    r = run_reader_new(&res, 1024, 0);
     assert_int_equal(run_reader_feed(r, s.data, s.len), 0);
     put(&s, PROTO_DONE, NULL, 0);
     assert_int_equal(run_reader_feed(r, s.data + s.len - PROTO_HEADER_SIZE, PROTO_HEADER_SIZE),
@@ -615,7 +615,7 @@ static void test_reader_unknown_type(void **state)
         put(&s, types[i], "x", 1);
         struct run_result res;
         run_result_init(&res);
-        struct run_reader *r = run_reader_new(&res, 1024);
+        struct run_reader *r = run_reader_new(&res, 1024, 0);
         if (run_reader_feed(r, s.data, s.len) != BG_EPROTO)
             fail_msg("frame type 0x%02x from the supervisor was accepted", types[i]);
         assert_false(run_reader_done(r));
