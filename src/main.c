@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "core/job.h"
+#include "core/request.h"
 #include "core/config.h"
 #include "core/service.h"
 #include "docker/transport.h"
@@ -35,6 +37,8 @@ static void usage(FILE *out)
             "usage: bg-compiler start [FLAGS]      run the service\n"
             "       bg-compiler images [--languages FILE]\n"
             "                                      list language images and their packages\n"
+            "       bg-compiler selftest [LANG...] [FLAGS]\n"
+            "                                      run each profile's self-test in a container\n"
             "       bg-compiler version\n"
             "       bg-compiler --help\n\n");
 }
@@ -101,6 +105,166 @@ static int cmd_images(int argc, char **argv)
     profile_set_unref(set);
     config_free(&cfg);
     return 0;
+}
+
+/* ---- selftest: every profile's test through request, queue, workers and
+ * a real container ---- */
+
+struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t left;
+};
+
+static void on_test_done(struct batch *b, void *arg)
+{
+    struct waiter *w = arg;
+    (void)b;
+    pthread_mutex_lock(&w->lock);
+    w->left--;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Queue the test of p; NULL (with why) when it cannot be queued. */
+static struct batch *queue_test(struct service *s, const struct profile *p, struct waiter *w,
+                                const char **why)
+{
+    struct request_in in = {"text/plain", p->name, NULL, p->test_code, strlen(p->test_code)};
+    struct request_error e;
+    struct run_spec spec;
+    size_t count;
+    const struct profile *found;
+    char err[BG_ERRLEN];
+    if (request_parse(&in, s->profiles, &s->cfg, &spec, &count, &found, &e) < 0) {
+        *why = "the test is not a valid request";
+        return NULL;
+    }
+    if (service_image_present(s, spec.image, err) != 1) {
+        run_spec_free(&spec);
+        *why = "image missing (scripts/build-images)";
+        return NULL;
+    }
+    struct batch *b = batch_new(&spec, 1, "selftest");
+    if (!b) {
+        run_spec_free(&spec);
+        *why = "out of memory";
+        return NULL;
+    }
+    b->on_done = on_test_done;
+    b->arg = w;
+    pthread_mutex_lock(&w->lock);
+    w->left++;
+    pthread_mutex_unlock(&w->lock);
+    if (service_submit(s, b) < 0) {
+        pthread_mutex_lock(&w->lock);
+        w->left--;
+        pthread_mutex_unlock(&w->lock);
+        batch_unref(b);
+        *why = "the queue refused it";
+        return NULL;
+    }
+    return b;
+}
+
+static int report_test(const struct profile *p, struct batch *b, const char *why)
+{
+    const struct run_result *r = b ? &b->results[0] : NULL;
+    const char *verdict = "FAIL";
+    char detail[BG_ERRLEN + 64] = "";
+    if (!p->test_code)
+        verdict = "NO TEST";
+    else if (!r)
+        snprintf(detail, sizeof detail, "%s", why);
+    else if (r->status != RUN_OK)
+        snprintf(detail, sizeof detail, "%s %.200s%.200s", run_status_name(r->status),
+                 r->message, b->compiled ? b->compile.compile.err.data ? b->compile.compile.err.data : "" : "");
+    else if (strcmp(r->run.out.data ? r->run.out.data : "", p->test_stdout) != 0)
+        snprintf(detail, sizeof detail, "stdout was \"%.100s\"", r->run.out.data ? r->run.out.data : "");
+    else
+        verdict = "ok";
+    printf("%-14s %-8s %8ld ms  %s\n", p->name, verdict, r ? r->duration_ms : 0L, detail);
+    return strcmp(verdict, "ok") == 0 ? 0 : 1;
+}
+
+static int cmd_selftest(int argc, char **argv)
+{
+    struct config cfg;
+    struct service svc;
+    struct profile_set *set = NULL;
+    char err[BG_ERRLEN];
+    char **flags = calloc((size_t)argc + 1, sizeof *flags), **names = calloc((size_t)argc + 1, sizeof *names);
+    int nflags = 0, nnames = 0, failures = 0;
+    /* Words are language names; flags (and a flag's value) go to config. */
+    for (int i = 0; flags && names && i < argc; i++) {
+        int is_bool = 1;
+        if (strncmp(argv[i], "--", 2) != 0) {
+            names[nnames++] = argv[i];
+            continue;
+        }
+        flags[nflags++] = argv[i];
+        if (!strchr(argv[i], '=') && config_known(argv[i] + 2, &is_bool) && !is_bool &&
+            i + 1 < argc)
+            flags[nflags++] = argv[++i];
+    }
+    int rc = flags && names ? load_config(&cfg, nflags, flags) : 1;
+    if (rc)
+        goto out_args;
+    log_set_level(LOG_WARN);
+    if (script_load_languages(cfg.languages, &set, err) < 0) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        config_free(&cfg);
+        rc = 1;
+        goto out_args;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (transport_global_init() < 0 || service_init(&svc, &cfg, set, err) < 0 ||
+        service_start(&svc, err) < 0) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        rc = 1;
+        goto out_args;
+    }
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct batch **batches = calloc(set->n, sizeof *batches);
+    const char **whys = calloc(set->n, sizeof *whys);
+    size_t wanted = 0;
+    for (size_t i = 0; batches && whys && i < set->n; i++) {
+        const struct profile *p = &set->items[i];
+        int want = nnames == 0;
+        for (int k = 0; k < nnames; k++)
+            want |= profile_find(set, names[k]) == p;
+        if (!want)
+            continue;
+        wanted++;
+        whys[i] = "";
+        if (p->test_code)
+            batches[i] = queue_test(&svc, p, &w, &whys[i]);
+    }
+    for (int k = 0; k < nnames; k++)
+        if (!profile_find(set, names[k])) {
+            printf("%-14s %-8s %8d ms  unknown language\n", names[k], "FAIL", 0);
+            failures++;
+        }
+    pthread_mutex_lock(&w.lock);
+    while (w.left > 0)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    for (size_t i = 0; batches && whys && i < set->n; i++) {
+        if (!whys[i])
+            continue;
+        failures += report_test(&set->items[i], batches[i], whys[i]);
+        batch_unref(batches[i]);
+    }
+    printf("%zu language(s), %d failure(s)\n", wanted, failures);
+    free(batches);
+    free(whys);
+    service_stop(&svc);
+    service_free(&svc);
+    rc = failures || !wanted ? 1 : 0;
+out_args:
+    free(flags);
+    free(names);
+    return rc;
 }
 
 static void reload(struct service *s)
@@ -184,6 +348,8 @@ int main(int argc, char **argv)
         return cmd_start(argc - 2, argv + 2);
     if (strcmp(cmd, "images") == 0)
         return cmd_images(argc - 2, argv + 2);
+    if (strcmp(cmd, "selftest") == 0)
+        return cmd_selftest(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("bg-compiler %s\n", BG_VERSION);
         return 0;

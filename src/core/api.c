@@ -162,6 +162,18 @@ static void route_healthz(struct service *s, const struct api_request *req,
     send_json(resp, 200, j);
 }
 
+/* What a run of the language gets under this server's flags. */
+static void add_limits(cJSON *o, const char *key, const struct run_limits *l)
+{
+    cJSON *j = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(j, "timeout_ms", (double)l->timeout_ms);
+    cJSON_AddNumberToObject(j, "memory_mb", (double)l->memory_mb);
+    cJSON_AddNumberToObject(j, "output_kb", (double)(l->output_bytes / 1024));
+    cJSON_AddNumberToObject(j, "pids", (double)l->pids);
+    cJSON_AddNumberToObject(j, "nofile", (double)l->nofile);
+    cJSON_AddNumberToObject(j, "tmpfs_mb", (double)l->tmpfs_mb);
+}
+
 static void route_languages(struct service *s, struct api_response *resp)
 {
     struct profile_set *set = service_profiles(s);
@@ -175,7 +187,17 @@ static void route_languages(struct service *s, struct api_response *resp)
         for (size_t a = 0; p->aliases && p->aliases[a]; a++)
             cJSON_AddItemToArray(aliases, cJSON_CreateString(p->aliases[a]));
         cJSON_AddStringToObject(o, "image", p->image);
+        if (p->version)
+            cJSON_AddStringToObject(o, "version", p->version);
+        else
+            cJSON_AddNullToObject(o, "version");
+        cJSON_AddBoolToObject(o, "compiled", p->compile != NULL);
         cJSON_AddBoolToObject(o, "available", service_image_present(s, p->image, err) == 1);
+        struct run_limits run, compile;
+        request_limits(p, &s->cfg, &run, &compile);
+        add_limits(o, "limits", &run);
+        if (p->compile)
+            add_limits(o, "compile_limits", &compile);
         cJSON_AddItemToArray(arr, o);
     }
     profile_set_unref(set);
@@ -206,11 +228,12 @@ static int route_compile(struct service *s, const struct api_request *req,
         return API_READY;
     }
     /* Refuse at once what cannot run, rather than queue it to fail. */
-    int present = service_image_present(s, spec.image, err);
+    int present = service_image_ready(s, spec.image, err);
     if (present <= 0) {
         if (present == 0)
             snprintf(msg, sizeof msg,
-                     "the image %s of language '%s' is missing: build it with scripts/build-images",
+                     "the image %s of language '%s' is missing and could not be pulled: "
+                     "build it with scripts/build-images",
                      spec.image, p->name);
         else
             snprintf(msg, sizeof msg, "the docker engine is unavailable: %s", err);

@@ -76,6 +76,7 @@ void request_limits(const struct profile *p, const struct config *cfg, struct ru
     /* The compile runs in a container of its own with its own limits;
      * what the profile leaves unset there falls back to the run's. */
     *compile = *out;
+    compile->timeout_ms = out->compile_timeout_ms;
     compile->memory_mb = lowest(first_set(c->memory_mb, l->memory_mb, 0), cfg->memory_mb);
     compile->output_bytes = lowest(first_set(c->output_kb, l->output_kb, 0), cfg->output_kb) * 1024;
     compile->pids = first_set(c->pids, l->pids, DEFAULT_PIDS);

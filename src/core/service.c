@@ -78,6 +78,46 @@ int service_image_present(struct service *s, const char *image, char err[BG_ERRL
     return rc;
 }
 
+static long now_s(void);
+
+/* A pull of image failed less than PULL_BACKOFF_S ago (control_lock held). */
+static struct pull_failure *recent_failure(struct service *s, const char *image, int make)
+{
+    struct pull_failure *oldest = &s->pull_failures[0];
+    for (size_t i = 0; i < sizeof s->pull_failures / sizeof s->pull_failures[0]; i++) {
+        struct pull_failure *f = &s->pull_failures[i];
+        if (strcmp(f->image, image) == 0)
+            return make || now_s() - f->at < PULL_BACKOFF_S ? f : NULL;
+        if (f->at < oldest->at)
+            oldest = f;
+    }
+    if (!make)
+        return NULL;
+    snprintf(oldest->image, sizeof oldest->image, "%s", image);
+    return oldest;
+}
+
+int service_image_ready(struct service *s, const char *image, char err[BG_ERRLEN])
+{
+    char why[BG_ERRLEN];
+    int rc = service_image_present(s, image, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&s->control_lock);
+    if (!recent_failure(s, image, 0)) {
+        log_info("image %s is missing: trying to pull it", image);
+        if (docker_pull(s->control, image, PULL_TIMEOUT_MS, why) == 0 &&
+            docker_image_exists(s->control, image, why) == 1)
+            rc = 1;
+        else {
+            log_warn("pull of %s failed: %s (not again for %d s)", image, why, PULL_BACKOFF_S);
+            recent_failure(s, image, 1)->at = now_s();
+        }
+    }
+    pthread_mutex_unlock(&s->control_lock);
+    return rc;
+}
+
 /* Make sure the supervisor volume is filled; once per process, retried on
  * failure (e.g. before any image exists, or while the engine is down). */
 static int ensure_supervisor(struct service *s, struct docker *d, char *err)

@@ -46,6 +46,10 @@ struct service {
 
     pthread_mutex_t control_lock;
     struct docker *control;
+    struct pull_failure {
+        char image[256];
+        long at; /* monotonic seconds */
+    } pull_failures[16]; /* under control_lock */
 
     pthread_t reaper;
     int reaper_started;
@@ -78,5 +82,15 @@ int service_submit(struct service *s, struct batch *b);
 int service_engine_version(struct service *s, char version[64], char err[BG_ERRLEN]);
 /* 1 present, 0 missing, <0 engine error. */
 int service_image_present(struct service *s, const char *image, char err[BG_ERRLEN]);
+/*
+ * Like service_image_present, but a missing image is pulled first (the
+ * original's wish), with a short time limit, and not again for
+ * PULL_BACKOFF_S after a failure, so a missing image cannot cause a storm
+ * of pulls.
+ */
+int service_image_ready(struct service *s, const char *image, char err[BG_ERRLEN]);
+
+#define PULL_TIMEOUT_MS 10000L
+#define PULL_BACKOFF_S 60
 
 #endif

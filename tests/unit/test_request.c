@@ -395,34 +395,41 @@ static void test_limits(void **state)
     (void)state;
     const struct profile *py = profile_find(fx.set, "python");
     assert_non_null(py);
-    struct run_limits l;
+    struct run_limits l, c;
     memset(&l, 0, sizeof l);
-    request_limits(py, &fx.cfg, &l);
+    memset(&c, 0, sizeof c);
+    request_limits(py, &fx.cfg, &l, &c);
     assert_int_equal(l.timeout_ms, 10000); /* the profile's, below the flag's 30 s */
     assert_int_equal(l.memory_mb, 256);
     assert_int_equal(l.output_bytes, 30 * 1024);
     assert_int_equal(l.cpu_shares, 1024);
     assert_true(l.pids > 0 && l.nofile > 0 && l.tmpfs_mb > 0);
+    /* No compile_limits: a compile gets what the run gets. */
+    assert_int_equal(c.memory_mb, 256);
+    assert_true(c.pids > 0 && c.nofile > 0 && c.tmpfs_mb > 0);
 
     /* A flag lower than the profile wins. */
     struct config low = fx.cfg;
     low.timeout_s = 2;
     low.memory_mb = 100;
     low.output_kb = 1;
-    request_limits(py, &low, &l);
+    request_limits(py, &low, &l, &c);
     assert_int_equal(l.timeout_ms, 2000);
     assert_int_equal(l.compile_timeout_ms, 2000);
     assert_int_equal(l.memory_mb, 100);
     assert_int_equal(l.output_bytes, 1024);
+    assert_int_equal(c.memory_mb, 100);
+    assert_int_equal(c.output_bytes, 1024);
 
     /* A profile can lower but never raise: c compiles for 20 s of 30. */
-    const struct profile *c = profile_find(fx.set, "c");
-    request_limits(c, &fx.cfg, &l);
+    const struct profile *cc = profile_find(fx.set, "c");
+    assert_non_null(cc);
+    request_limits(cc, &fx.cfg, &l, &c);
     assert_int_equal(l.compile_timeout_ms, 20000);
     assert_int_equal(l.timeout_ms, 10000);
     struct config mid = fx.cfg;
     mid.timeout_s = 15;
-    request_limits(c, &mid, &l);
+    request_limits(cc, &mid, &l, &c);
     assert_int_equal(l.compile_timeout_ms, 15000);
     assert_int_equal(l.timeout_ms, 10000);
 }
