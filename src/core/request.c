@@ -90,7 +90,7 @@ static int parse_count_text(const char *text, const struct config *cfg, size_t *
     char *end;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > cfg->max_count)
+    if (!isdigit((unsigned char)text[0]) || errno || *end || v < 1 || v > cfg->max_count)
         return fail(e, 400, "bad_count", "count must be a whole number from 1 to %ld", cfg->max_count);
     *count = (size_t)v;
     return 0;
@@ -267,7 +267,8 @@ static int get_whole(const cJSON *v, long lo, long hi, long *out)
     if (!cJSON_IsNumber(v))
         return -1;
     double d = v->valuedouble;
-    if (d != (double)(long)d || d < (double)lo || d > (double)hi)
+    /* Range first: casting a double outside long's range is undefined. */
+    if (d < (double)lo || d > (double)hi || d != (double)(long)d)
         return -1;
     *out = (long)d;
     return 0;
@@ -539,6 +540,10 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
     char name[64];
     char **args = NULL;
     int rc;
+    /* JSON never holds a raw NUL; cJSON would end the string there and
+     * silently run a shorter script than the one sent. */
+    if (in->body_len && memchr(in->body, '\0', in->body_len))
+        return fail(e, 400, "bad_json", "the body holds a NUL byte (send binary as base64)");
     if (request_has_escaped_nul(in->body, in->body_len))
         return fail(e, 400, "bad_json", "strings may not contain \\u0000 (send binary as base64)");
     cJSON *root = cJSON_ParseWithLength(in->body, in->body_len);

@@ -303,8 +303,10 @@ static void add_output(struct run_reader *r, struct buf *b, const uint8_t *p, ui
     long room = r->cap - (long)(s->out.len + s->err.len);
     /* The supervisor enforces the cap; this is the service's own backstop
      * so a broken supervisor still cannot make a reply unbounded. */
-    if (room <= 0)
+    if (room <= 0) {
+        s->output_limit |= len > 0;
         return;
+    }
     if ((long)len > room) {
         len = (uint32_t)room;
         s->output_limit = 1;

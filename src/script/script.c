@@ -66,8 +66,12 @@ static lua_State *sandbox_new(struct sandbox_alloc *a)
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
     luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
     lua_pop(L, 5);
+    /* pcall/xpcall could catch the budget error and go on, and an xpcall
+     * handler or a __gc finalizer runs with hooks off (no budget at all):
+     * nothing may catch errors or set finalizers. */
     static const char *const banned[] = {"dofile", "loadfile", "load", "require",
-                                         "collectgarbage", NULL};
+                                         "collectgarbage", "pcall", "xpcall",
+                                         "setmetatable", NULL};
     for (int i = 0; banned[i]; i++) {
         lua_pushnil(L);
         lua_setglobal(L, banned[i]);
@@ -457,6 +461,7 @@ int script_load_config(const char *path, struct config *cfg, char err[BG_ERRLEN]
     }
     lua_pop(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "bg.builtins");
+    strict_globals(L);
     rc = run_file(L, path, err);
     if (rc < 0)
         goto out;

@@ -107,7 +107,7 @@ static void test_header_layout(void **state)
 static void test_type_valid(void **state)
 {
     (void)state;
-    const char *valid = "LFVCRIZSOEXPD";
+    const char *valid = "LFGVCRIZSOEXAPD";
     for (int t = 0; t < 256; t++)
         assert_int_equal(proto_type_valid((uint8_t)t), t != 0 && strchr(valid, t) != NULL);
 }
