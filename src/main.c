@@ -278,6 +278,10 @@ static void reload(struct service *s)
     log_info("reload: %zu language(s) from %s", set->n, s->cfg.languages);
     set->allow_images = strv_dup(s->cfg.allow_images);
     service_set_profiles(s, set);
+    if (service_load_plugins(s, err) < 0)
+        log_error("plugin reload rejected, keeping the old plugins: %s", err);
+    else if (s->cfg.plugins && *s->cfg.plugins)
+        log_info("reload: plugins %s", s->cfg.plugins);
 }
 
 static int cmd_start(int argc, char **argv)

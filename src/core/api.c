@@ -118,7 +118,49 @@ char *api_result_json(const struct run_result *r, const struct run_result *compi
     return print(result_object(r, compile));
 }
 
-void api_finish(const struct batch *b, struct api_response *resp)
+/* What plugins see of a request; files point into spec (may be NULL). */
+struct plugin_view {
+    struct plugin_request r;
+    struct plugin_file *files;
+};
+
+static void view_init(struct plugin_view *v, const struct api_request *req,
+                      const struct run_spec *spec, size_t count, const struct config *cfg)
+{
+    memset(v, 0, sizeof *v);
+    struct plugin_request *r = &v->r;
+    r->request_id = req->request_id;
+    r->method = req->method;
+    r->path = req->path;
+    r->client = req->client;
+    r->headers = req->headers;
+    r->nheaders = req->nheaders;
+    r->query = req->query;
+    r->nquery = req->nquery;
+    if (!spec)
+        return;
+    v->files = calloc(spec->nfiles ? spec->nfiles : 1, sizeof *v->files);
+    if (!v->files)
+        return; /* plugins then see the request as unparsed: they still gate it */
+    for (size_t i = 0; i < spec->nfiles; i++)
+        v->files[i] = (struct plugin_file){spec->files[i].name, spec->files[i].data,
+                                           spec->files[i].len};
+    r->parsed = 1;
+    r->lang = spec->language;
+    r->files = v->files;
+    r->nfiles = spec->nfiles;
+    r->stdin_data = spec->stdin_data;
+    r->stdin_len = spec->stdin_len;
+    r->args = spec->args;
+    r->count = (long)count;
+    r->max_count = cfg->max_count;
+    r->timeout_ms = spec->limits.timeout_ms;
+    r->memory_mb = spec->limits.memory_mb;
+    r->output_kb = spec->limits.output_bytes / 1024;
+}
+
+void api_finish(struct service *s, const struct api_request *req, const struct batch *b,
+                struct api_response *resp)
 {
     size_t down = 0;
     for (size_t i = 0; i < b->count; i++)
@@ -133,6 +175,14 @@ void api_finish(const struct batch *b, struct api_response *resp)
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < b->count; i++)
         cJSON_AddItemToArray(arr, result_object(&b->results[i], b->compiled ? &b->compile : NULL));
+    struct plugin_host *h = service_plugins(s);
+    if (plugins_count(h)) {
+        struct plugin_view v;
+        view_init(&v, req, &b->spec, b->count, &s->cfg);
+        plugins_on_result(h, &v.r, b->plugin_ctx, &arr);
+        free(v.files);
+    }
+    plugins_unref(h);
     resp->status = 200;
     resp->body = print(arr);
     if (!resp->body)
@@ -209,6 +259,45 @@ static void refuse(struct api_response *resp, const struct request_error *e, con
     api_error(resp, e->status, e->code, e->message, id);
 }
 
+/* Plugins' verdict on a request: 1 when it was answered (refused or
+ * failed), 0 to go on. spec may be NULL (not a valid /compile). */
+static int gate(struct service *s, const struct api_request *req, struct run_spec *spec,
+                size_t *count, struct api_response *resp, struct plugin_verdict *v)
+{
+    struct plugin_host *h = service_plugins(s);
+    struct plugin_view view;
+    memset(v, 0, sizeof *v);
+    if (!plugins_count(h)) {
+        plugins_unref(h);
+        return 0;
+    }
+    view_init(&view, req, spec, *count, &s->cfg);
+    plugins_on_request(h, &view.r, v);
+    free(view.files);
+    plugins_unref(h);
+    if (v->headers.len)
+        buf_append(&resp->headers, v->headers.data, v->headers.len);
+    if (v->failed) {
+        /* Fail closed: a broken policy must not let requests through. The
+         * details (plugin, line, traceback) are in the log, not here. */
+        api_error(resp, 500, "plugin_error",
+                  "a policy plugin failed; the server log has the details under this request id",
+                  req->request_id);
+        return 1;
+    }
+    if (v->refused) {
+        api_error(resp, v->status, "refused", v->message, req->request_id);
+        return 1;
+    }
+    if (spec) { /* only ever lowered: plugins.c checked */
+        *count = (size_t)v->count;
+        spec->limits.timeout_ms = v->timeout_ms;
+        spec->limits.memory_mb = v->memory_mb;
+        spec->limits.output_bytes = v->output_kb * 1024;
+    }
+    return 0;
+}
+
 static int route_compile(struct service *s, const struct api_request *req,
                          struct api_response *resp, struct batch **pending, batch_done_fn on_done,
                          void *arg)
@@ -217,15 +306,19 @@ static int route_compile(struct service *s, const struct api_request *req,
                             req->body_len};
     struct request_error e = {0};
     struct run_spec spec;
+    struct plugin_verdict v;
     const struct profile *p = NULL;
     size_t count = 0;
     char err[BG_ERRLEN], msg[2 * BG_ERRLEN];
     struct profile_set *set = service_profiles(s);
-    int rc = request_parse(&in, set, &s->cfg, &spec, &count, &p, &e);
-    if (rc < 0) {
-        profile_set_unref(set);
+    struct batch *b = NULL;
+    int parsed = request_parse(&in, set, &s->cfg, &spec, &count, &p, &e) == 0;
+    /* Plugins see every request, valid or not (auth comes before a 400). */
+    if (gate(s, req, parsed ? &spec : NULL, &count, resp, &v))
+        goto done;
+    if (!parsed) {
         refuse(resp, &e, req->request_id);
-        return API_READY;
+        goto done;
     }
     /* Refuse at once what cannot run, rather than queue it to fail. */
     int present = service_image_ready(s, spec.image, err);
@@ -240,36 +333,40 @@ static int route_compile(struct service *s, const struct api_request *req,
         api_error(resp, 503, present == 0 ? "image_missing" : "engine_unavailable", msg,
                   req->request_id);
         resp->retry_after = present == 0 ? 60 : 5;
-        run_spec_free(&spec);
-        profile_set_unref(set);
-        return API_READY;
+        goto done;
     }
-    struct batch *b = batch_new(&spec, count, req->request_id);
+    b = batch_new(&spec, count, req->request_id);
     if (!b) {
-        run_spec_free(&spec);
-        profile_set_unref(set);
         api_error(resp, 500, "internal_error", "out of memory", req->request_id);
-        return API_READY;
+        goto done;
     }
     b->profiles = set;
+    set = NULL;
     b->on_done = on_done;
     b->arg = arg;
-    rc = service_submit(s, b);
+    b->plugin_ctx = v.ctx_json;
+    v.ctx_json = NULL;
+    int rc = service_submit(s, b);
     if (rc < 0) {
-        batch_unref(b);
         if (rc == BG_EFULL)
-            api_error(resp, 503, "queue_full",
-                      "the backlog is full: retry later", req->request_id);
+            api_error(resp, 503, "queue_full", "the backlog is full: retry later", req->request_id);
         else if (rc == BG_ECLOSED)
             api_error(resp, 503, "shutting_down", "the service is shutting down",
                       req->request_id);
         else
             api_error(resp, 500, "internal_error", "out of memory", req->request_id);
         resp->retry_after = 1;
-        return API_READY;
+        goto done;
     }
     *pending = b;
-    return API_PENDING;
+    b = NULL;
+done:
+    batch_unref(b);
+    if (parsed)
+        run_spec_free(&spec); /* empty when batch_new took it */
+    plugin_verdict_free(&v);
+    profile_set_unref(set);
+    return *pending ? API_PENDING : API_READY;
 }
 
 int api_handle(struct service *s, const struct api_request *req, struct api_response *resp,
@@ -277,15 +374,26 @@ int api_handle(struct service *s, const struct api_request *req, struct api_resp
 {
     const char *m = req->method, *path = req->path;
     int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    int probe = strcmp(path, "/") == 0 || strcmp(path, "/healthz") == 0;
+    struct plugin_verdict v;
+    size_t none = 0;
+    char msg[300];
     *pending = NULL;
     resp->retry_after = 0;
     resp->allow = NULL;
+    if (strcmp(path, "/compile") == 0 && strcmp(m, "POST") == 0)
+        return route_compile(s, req, resp, pending, on_done, arg);
+    /* Probes stay ungated so health checks keep working; the rest is
+     * policy's to allow first. */
+    if (!probe && gate(s, req, NULL, &none, resp, &v)) {
+        plugin_verdict_free(&v);
+        return API_READY;
+    }
+    if (!probe)
+        plugin_verdict_free(&v);
     if (strcmp(path, "/compile") == 0) {
-        if (strcmp(m, "POST") == 0)
-            return route_compile(s, req, resp, pending, on_done, arg);
         resp->allow = "POST";
-    } else if (strcmp(path, "/") == 0 || strcmp(path, "/healthz") == 0 ||
-               strcmp(path, "/languages") == 0) {
+    } else if (probe || strcmp(path, "/languages") == 0) {
         if (get) {
             if (strcmp(path, "/healthz") == 0)
                 route_healthz(s, req, resp);
@@ -301,12 +409,10 @@ int api_handle(struct service *s, const struct api_request *req, struct api_resp
         }
         resp->allow = "GET, HEAD";
     } else {
-        char msg[300];
         snprintf(msg, sizeof msg, "no route %.200s (see docs/API.md)", path);
         api_error(resp, 404, "not_found", msg, req->request_id);
         return API_READY;
     }
-    char msg[300];
     snprintf(msg, sizeof msg, "method %.16s is not allowed on %.200s (allowed: %s)", m, path,
              resp->allow);
     api_error(resp, 405, "method_not_allowed", msg, req->request_id);

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "../script/plugins.h"
 #include "job.h"
 #include "service.h"
 
@@ -24,6 +25,11 @@ struct api_request {
     const char *body;
     size_t body_len;
     const char *request_id;
+    const char *client;              /* the peer's address */
+    const struct plugin_kv *headers; /* all request headers */
+    size_t nheaders;
+    const struct plugin_kv *query;   /* all query arguments */
+    size_t nquery;
 };
 
 struct api_response {
@@ -31,13 +37,16 @@ struct api_response {
     char *body;        /* JSON, malloc'd; the HTTP side frees it */
     int retry_after;   /* seconds, 0 for none */
     const char *allow; /* for 405 */
+    struct buf headers; /* more headers, "Name: value\n" lines (plugins);
+                         * kept from api_handle to api_finish */
 };
 
 enum { API_READY = 0, API_PENDING = 1 };
 
 int api_handle(struct service *s, const struct api_request *req, struct api_response *resp,
                struct batch **pending, batch_done_fn on_done, void *arg);
-void api_finish(const struct batch *b, struct api_response *resp);
+void api_finish(struct service *s, const struct api_request *req, const struct batch *b,
+                struct api_response *resp);
 void api_error(struct api_response *resp, int status, const char *code, const char *message,
                const char *request_id);
 /* A fresh random request id (32 hex digits). */

@@ -39,6 +39,8 @@ static const struct flag flags[] = {
     F_LONG("grace", grace_s, 0, 3600, "seconds SIGTERM waits for runs in flight (default 10)"),
     F_STR("config", config_file, "Lua settings file (default lua/config.lua when present)"),
     F_STR("log-level", log_level, "debug, info, warn or error (default info)"),
+    F_STR("plugins", plugins, "policy plugins to enable, in order (e.g. auth,ratelimit)"),
+    F_STR("plugin-dir", plugin_dir, "folder searched for plugins before plugins/"),
 };
 
 #define NFLAGS (sizeof flags / sizeof flags[0])
@@ -90,6 +92,8 @@ void config_free(struct config *c)
         }
     strv_free(c->allow_images);
     c->allow_images = NULL;
+    free(c->plugin_settings);
+    c->plugin_settings = NULL;
 }
 
 int config_set(struct config *c, const char *name, const char *value, char err[BG_ERRLEN])

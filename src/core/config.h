@@ -29,7 +29,10 @@ struct config {
     char *docker_host;
     char *config_file;
     char *log_level;
-    char **allow_images; /* from the config file only */
+    char *plugins;         /* "auth,ratelimit": enabled plugins, in order */
+    char *plugin_dir;      /* searched before plugins/ */
+    char **allow_images;   /* from the config file only */
+    char *plugin_settings; /* JSON object name -> settings, from the config file */
 };
 
 /* Defaults: the original's, plus ours (see the flags table in config.c). */

@@ -49,6 +49,7 @@ void batch_unref(struct batch *b)
     run_spec_free(&b->spec);
     run_spec_free(&b->run_spec);
     run_result_free(&b->compile);
+    free(b->plugin_ctx);
     profile_set_unref(b->profiles);
     free(b->results);
     free(b->jobs);

@@ -50,6 +50,7 @@ struct batch {
     batch_done_fn on_done;
     void *arg;
     char request_id[33];
+    char *plugin_ctx;     /* req.ctx of the policy plugins, for on_result */
 };
 
 /* A batch of count jobs; takes ownership of spec's contents. */

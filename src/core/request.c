@@ -575,6 +575,8 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
     }
     *count = f.count;
     *prof = p;
+    spec->args = args;
+    args = NULL;
     rc = 0;
 out:
     strv_free(args);

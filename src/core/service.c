@@ -37,9 +37,38 @@ int service_init(struct service *s, struct config *cfg, struct profile_set *prof
     s->run_ctx.name_prefix = s->inst.name_prefix;
     s->queue = queue_mem_new((size_t)s->cfg.backlog);
     s->control = engine_new(s);
-    if (!s->queue || !s->control)
+    s->store = store_new();
+    if (!s->queue || !s->control || !s->store)
         return bg_fail(err, BG_ENOMEM, "out of memory");
+    return service_load_plugins(s, err);
+}
+
+int service_load_plugins(struct service *s, char err[BG_ERRLEN])
+{
+    struct plugin_options o = {s->cfg.plugins, s->cfg.plugin_dir, "plugins",
+                               s->cfg.plugin_settings};
+    struct plugin_host *h = NULL;
+    int rc = plugins_load(&o, s->store, &h, err);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&s->profiles_lock);
+    struct plugin_host *old = s->plugins;
+    s->plugins = h;
+    pthread_mutex_unlock(&s->profiles_lock);
+    plugins_unref(old);
+    if (plugins_count(h))
+        log_info("plugins enabled: %s", s->cfg.plugins);
     return 0;
+}
+
+struct plugin_host *service_plugins(struct service *s)
+{
+    pthread_mutex_lock(&s->profiles_lock);
+    struct plugin_host *h = s->plugins;
+    if (h)
+        plugins_ref(h);
+    pthread_mutex_unlock(&s->profiles_lock);
+    return h;
 }
 
 struct profile_set *service_profiles(struct service *s)
@@ -369,6 +398,8 @@ void service_free(struct service *s)
     queue_free(s->queue);
     docker_free(s->control);
     profile_set_unref(s->profiles);
+    plugins_unref(s->plugins);
+    store_free(s->store);
     free(s->workers);
     config_free(&s->cfg);
     pthread_mutex_destroy(&s->profiles_lock);

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 
 #include "../docker/docker.h"
+#include "../script/plugins.h"
 #include "../sandbox/instance.h"
 #include "../sandbox/run.h"
 #include "config.h"
@@ -34,8 +35,10 @@ struct service {
     struct run_context run_ctx;
     char volume[64];
 
-    pthread_mutex_t profiles_lock;
+    pthread_mutex_t profiles_lock; /* guards profiles and plugins */
     struct profile_set *profiles;
+    struct plugin_host *plugins;
+    struct store *store; /* plugins' shared state: outlives reloads */
 
     struct queue *queue;
     pthread_t *workers;
@@ -74,6 +77,11 @@ void service_free(struct service *s);
 struct profile_set *service_profiles(struct service *s);
 /* Swap in a new set (reload). Takes ownership of one reference. */
 void service_set_profiles(struct service *s, struct profile_set *set);
+/* The current plugins, with a reference the caller drops (plugins_unref). */
+struct plugin_host *service_plugins(struct service *s);
+/* Load the configured plugins and swap them in; on failure the old ones
+ * stay and err says why (file, line, reason). */
+int service_load_plugins(struct service *s, char err[BG_ERRLEN]);
 
 /* Queue a batch (all its jobs or none): 0, BG_EFULL or BG_ECLOSED. */
 int service_submit(struct service *s, struct batch *b);

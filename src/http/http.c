@@ -37,6 +37,9 @@ struct conn {
     pthread_mutex_t lock;
     int done, suspended;
     char request_id[33];
+    struct api_request req; /* kept for the answer (plugins see it again) */
+    struct buf headers, query; /* arrays of struct plugin_kv */
+    char client[64];
 };
 
 static void conn_unref(struct conn *c)
@@ -50,6 +53,9 @@ static void conn_unref(struct conn *c)
     }
     buf_free(&c->body);
     free(c->resp.body);
+    buf_free(&c->resp.headers);
+    buf_free(&c->headers);
+    buf_free(&c->query);
     pthread_mutex_destroy(&c->lock);
     atomic_fetch_sub(&c->srv->in_flight, 1);
     free(c);
@@ -71,6 +77,15 @@ static enum MHD_Result send_response(struct conn *c, struct api_response *r)
     }
     if (r->allow)
         MHD_add_response_header(resp, "Allow", r->allow);
+    /* Headers from plugins, "Name: value" lines checked by plugins.c. */
+    for (char *line = r->headers.data; line && *line;) {
+        char *nl = strchr(line, '\n'), *colon = strstr(line, ": ");
+        if (!nl || !colon || colon > nl)
+            break;
+        *nl = *colon = '\0';
+        MHD_add_response_header(resp, line, colon + 2);
+        line = nl + 1;
+    }
     enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     log_info("[%s] %d", c->request_id, r->status);
@@ -112,10 +127,36 @@ static struct conn *conn_new(struct http_server *srv, struct MHD_Connection *mc)
     return c;
 }
 
+static enum MHD_Result collect_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct plugin_kv kv = {key, value ? value : ""};
+    (void)kind;
+    return buf_append(cls, &kv, sizeof kv) < 0 ? MHD_NO : MHD_YES;
+}
+
+static void client_address(struct MHD_Connection *mc, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, len, "unknown");
+    if (!ci || !ci->client_addr)
+        return;
+    if (ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
+                  (socklen_t)len);
+    else if (ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out,
+                  (socklen_t)len);
+}
+
 static enum MHD_Result start_request(struct conn *c, const char *url, const char *method)
 {
     struct MHD_Connection *mc = c->mc;
-    struct api_request req = {
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, collect_kv, &c->headers);
+    MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_kv, &c->query);
+    client_address(mc, c->client, sizeof c->client);
+    c->req = (struct api_request){
         .method = method,
         .path = url,
         .content_type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Type"),
@@ -124,10 +165,15 @@ static enum MHD_Result start_request(struct conn *c, const char *url, const char
         .body = c->body.data ? c->body.data : "",
         .body_len = c->body.len,
         .request_id = c->request_id,
+        .client = c->client,
+        .headers = (const struct plugin_kv *)c->headers.data,
+        .nheaders = c->headers.len / sizeof(struct plugin_kv),
+        .query = (const struct plugin_kv *)c->query.data,
+        .nquery = c->query.len / sizeof(struct plugin_kv),
     };
     c->started = 1;
     atomic_fetch_add(&c->refs, 1); /* the batch's reference, if one is made */
-    int r = api_handle(c->srv->svc, &req, &c->resp, &c->batch, on_batch_done, c);
+    int r = api_handle(c->srv->svc, &c->req, &c->resp, &c->batch, on_batch_done, c);
     if (r == API_READY) {
         atomic_fetch_sub(&c->refs, 1);
         return send_response(c, &c->resp);
@@ -141,7 +187,7 @@ static enum MHD_Result start_request(struct conn *c, const char *url, const char
     pthread_mutex_unlock(&c->lock);
     if (!done)
         return MHD_YES;
-    api_finish(c->batch, &c->resp);
+    api_finish(c->srv->svc, &c->req, c->batch, &c->resp);
     return send_response(c, &c->resp);
 }
 
@@ -198,7 +244,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (!c->started)
         return start_request(c, url, method);
     /* Resumed: the batch is done. */
-    api_finish(c->batch, &c->resp);
+    api_finish(c->srv->svc, &c->req, c->batch, &c->resp);
     return send_response(c, &c->resp);
 }
 

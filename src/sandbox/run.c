@@ -83,6 +83,9 @@ void run_spec_free(struct run_spec *s)
     free(s->env);
     files_free(s->files, s->nfiles);
     free(s->stdin_data);
+    for (char **v = s->args; v && *v; v++)
+        free(*v);
+    free(s->args);
     memset(s, 0, sizeof *s);
 }
 

@@ -48,6 +48,7 @@ struct run_spec {
     size_t nfiles;
     char *stdin_data;
     size_t stdin_len;
+    char **args; /* the request's args (already in run); kept for policy */
     struct run_limits limits;
     /* The compile container's memory, pids, nofile and tmpfs, used when
      * the job is a compile only (limits.artifact_bytes > 0). */

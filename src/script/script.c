@@ -1,5 +1,8 @@
 #include "script.h"
 
+#include "../common/buf.h"
+#include "luajson.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -419,10 +422,11 @@ static int config_value(lua_State *L, struct config *cfg, const char *key, char 
     return config_set(cfg, name, value, err);
 }
 
-static int config_images(lua_State *L, struct config *cfg, char *err)
+/* A list of strings at the top of the stack, as a NULL-terminated vector. */
+static int read_string_list(lua_State *L, char ***out)
 {
     if (!lua_istable(L, -1))
-        return bg_fail(err, BG_EINVAL, "allow_images must be a list of image names");
+        return BG_EINVAL;
     size_t n = lua_rawlen(L, -1);
     char **v = calloc(n + 1, sizeof *v);
     if (!v)
@@ -433,11 +437,57 @@ static int config_images(lua_State *L, struct config *cfg, char *err)
         lua_pop(L, 1);
         if (!v[i]) {
             strv_free(v);
-            return bg_fail(err, BG_EINVAL, "allow_images must be a list of image names");
+            return BG_EINVAL;
         }
     }
+    *out = v;
+    return 0;
+}
+
+static int config_images(lua_State *L, struct config *cfg, char *err)
+{
+    char **v = NULL;
+    if (read_string_list(L, &v) < 0)
+        return bg_fail(err, BG_EINVAL, "allow_images must be a list of image names");
     strv_free(cfg->allow_images);
     cfg->allow_images = v;
+    return 0;
+}
+
+/* plugins = {"auth", "ratelimit"}: the same as --plugins auth,ratelimit. */
+static int config_plugins(lua_State *L, struct config *cfg, char *err)
+{
+    char **names = NULL;
+    if (read_string_list(L, &names) < 0)
+        return bg_fail(err, BG_EINVAL, "plugins must be a list of plugin names");
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; names && names[i]; i++)
+        buf_appendf(&b, "%s%s", i ? "," : "", names[i]);
+    strv_free(names);
+    int rc = config_set(cfg, "plugins", b.data ? b.data : "", err);
+    buf_free(&b);
+    return rc;
+}
+
+/* Any other table is the settings of the plugin of that name. */
+static int config_plugin_settings(lua_State *L, struct config *cfg, const char *name, char *err)
+{
+    const char *why = NULL;
+    cJSON *all = cJSON_Parse(cfg->plugin_settings ? cfg->plugin_settings : "{}");
+    cJSON *mine = to_json(L, -1, 0, &why);
+    if (!all || !mine) {
+        cJSON_Delete(all);
+        cJSON_Delete(mine);
+        return bg_fail(err, BG_EINVAL, "settings '%s': %s", name, why ? why : "bad table");
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(all, name);
+    cJSON_AddItemToObject(all, name, mine);
+    char *text = cJSON_PrintUnformatted(all);
+    cJSON_Delete(all);
+    if (!text)
+        return BG_ENOMEM;
+    free(cfg->plugin_settings);
+    cfg->plugin_settings = text;
     return 0;
 }
 
@@ -475,8 +525,14 @@ int script_load_config(const char *path, struct config *cfg, char err[BG_ERRLEN]
         lua_pop(L, 1);
         if (!builtin && lua_type(L, -2) == LUA_TSTRING) {
             const char *key = lua_tostring(L, -2);
-            rc = strcmp(key, "allow_images") == 0 ? config_images(L, cfg, msg)
-                                                  : config_value(L, cfg, key, msg);
+            if (strcmp(key, "allow_images") == 0)
+                rc = config_images(L, cfg, msg);
+            else if (strcmp(key, "plugins") == 0)
+                rc = config_plugins(L, cfg, msg);
+            else if (lua_istable(L, -1))
+                rc = config_plugin_settings(L, cfg, key, msg);
+            else
+                rc = config_value(L, cfg, key, msg);
             if (rc < 0) {
                 bg_fail(err, rc, "%s: %s", path, msg);
                 goto out;

@@ -1,0 +1,912 @@
+#!/usr/bin/env python3
+"""bg-compiler benchmark: the raw Docker Engine API floor and the service, in one run.
+
+(a) The floor: one fresh container per run through the Engine API on a
+    keep-alive unix-socket connection: create (NetworkDisabled), start, wait,
+    logs, delete. Sequential latency, throughput at 1/4/16 clients (each its
+    own connection), and a 1 MB output.
+(b) The service over HTTP: it is started here (`bg-compiler start`) unless
+    --url is given. Sequential latency of python print(1) and of a C program
+    (compile + run), throughput at the same concurrencies, and a 1 MB output.
+
+Every service figure is printed with its ratio to the floor of the same run,
+and everything goes into a JSON file. Python 3 standard library only.
+See bench/README.md and docs/PERFORMANCE.md.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+
+PY_IMAGE = "bg-compiler/python:3.11"
+C_IMAGE = "bg-compiler/c:gcc12"
+BIG = 1 << 20  # the "1 MB" output: 1,048,576 bytes ('x' * 1048575 + '\n')
+BIG_SCRIPT = "import sys\nsys.stdout.write('x' * %d + '\\n')\n" % (BIG - 1)
+BIG_EXPECT = "x" * (BIG - 1) + "\n"
+PY_SCRIPT = "print(1)"
+C_SCRIPT = '#include <stdio.h>\nint main(void){puts("1");}'
+LABEL = "org.bg-compiler.bench"
+RUN_LABEL = "org.bg-compiler.bench.run"
+API_WANTED = (1, 41)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+now = time.perf_counter
+
+
+class BenchError(Exception):
+    """A failure the user must be told about in plain words."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: stop, clean up, exit."""
+
+
+# --------------------------------------------------------------------------
+# statistics and printing
+
+def percentile(sorted_vals, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_vals:
+        return None
+    if len(sorted_vals) == 1:
+        return sorted_vals[0]
+    k = (len(sorted_vals) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (k - lo)
+
+
+def stats(samples_s):
+    """Latency statistics in milliseconds from samples in seconds."""
+    ms = sorted(x * 1000.0 for x in samples_s)
+    if not ms:
+        return {"n": 0}
+    r = lambda v: round(v, 2)
+    return {
+        "n": len(ms),
+        "median_ms": r(percentile(ms, 50)),
+        "p95_ms": r(percentile(ms, 95)),
+        "p99_ms": r(percentile(ms, 99)),
+        "mean_ms": r(sum(ms) / len(ms)),
+        "min_ms": r(ms[0]),
+        "max_ms": r(ms[-1]),
+        "samples_ms": [r(x * 1000.0) for x in samples_s],  # in run order
+    }
+
+
+def fmt_ratio(value, floor):
+    if value is None or not floor:
+        return ""
+    return " = %.2fx floor" % (value / floor)
+
+
+def say(msg=""):
+    print(msg, flush=True)
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------
+# the engine
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a unix socket; keep-alive like any HTTPConnection."""
+
+    def __init__(self, path, timeout=120):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+        self.connects = 0
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.unix_path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+        self.connects += 1
+
+
+class CountingHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.connects = 0
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connects += 1
+
+
+def demux(payload):
+    """Split a non-TTY logs/attach stream (8-byte frame headers) into (stdout, stderr)."""
+    out, err = [], []
+    i, n = 0, len(payload)
+    while i + 8 <= n:
+        kind = payload[i]
+        size = int.from_bytes(payload[i + 4:i + 8], "big")
+        chunk = payload[i + 8:i + 8 + size]
+        (err if kind == 2 else out).append(chunk)
+        i += 8 + size
+    if i != n:
+        raise BenchError("engine log stream: %d stray bytes after the last frame" % (n - i))
+    return b"".join(out), b"".join(err)
+
+
+class Engine:
+    """One keep-alive connection to the Engine API. Not shared between threads."""
+
+    def __init__(self, sock_path, api, run_id, registry):
+        self.sock_path = sock_path
+        self.api = api
+        self.run_id = run_id
+        self.registry = registry
+        self.conn = UnixHTTPConnection(sock_path)
+
+    def request(self, method, path, body=None, expect=(200,)):
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        url = "/v%s%s" % (self.api, path) if self.api else path
+        try:
+            self.conn.request(method, url, body=data, headers=headers)
+            resp = self.conn.getresponse()
+            payload = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.conn.close()
+            raise BenchError("Docker engine at %s: %s %s failed: %s: %s"
+                             % (self.sock_path, method, path, type(e).__name__, e))
+        if resp.status not in expect:
+            raise BenchError("Docker engine: %s %s answered %d: %s"
+                             % (method, path, resp.status,
+                                payload[:300].decode("utf-8", "replace").strip()))
+        return resp, payload
+
+    def close(self):
+        self.conn.close()
+
+    # one run of the floor: create, start, wait, logs, delete
+    def run(self, image, cmd, expect_stdout, env=None, steps=None):
+        labels = {LABEL: "1", RUN_LABEL: self.run_id}
+        cfg = {
+            "Image": image,
+            "Cmd": cmd,
+            "NetworkDisabled": True,
+            "Labels": labels,
+            "HostConfig": {"NetworkMode": "none"},
+        }
+        if env:
+            cfg["Env"] = env
+        t0 = now()
+        _, b = self.request("POST", "/containers/create", cfg, expect=(201,))
+        cid = json.loads(b)["Id"]
+        self.registry.add(cid)
+        t1 = t2 = t3 = t4 = None
+        try:
+            t1 = now()
+            self.request("POST", "/containers/%s/start" % cid, expect=(204,))
+            t2 = now()
+            _, b = self.request("POST", "/containers/%s/wait" % cid)
+            code = json.loads(b).get("StatusCode")
+            t3 = now()
+            _, b = self.request("GET", "/containers/%s/logs?stdout=1&stderr=1" % cid)
+            out, err = demux(b)
+            t4 = now()
+        finally:
+            try:
+                self.request("DELETE", "/containers/%s?force=1&v=1" % cid, expect=(204,))
+                self.registry.discard(cid)
+            except BenchError:
+                pass  # left for the final sweep by label
+        t5 = now()
+        if code != 0:
+            raise BenchError("floor run in %s exited %s: %s" % (image, code, err[:300]))
+        if out.decode("utf-8", "replace") != expect_stdout:
+            raise BenchError("floor run in %s: wrong output (%d bytes, wanted %d): %r"
+                             % (image, len(out), len(expect_stdout), out[:100]))
+        if steps is not None:
+            steps["create"].append(t1 - t0)
+            steps["start"].append(t2 - t1)
+            steps["wait"].append(t3 - t2)
+            steps["logs"].append(t4 - t3)
+            steps["delete"].append(t5 - t4)
+        return t5 - t0
+
+
+def socket_path(arg):
+    if arg:
+        return arg[len("unix://"):] if arg.startswith("unix://") else arg
+    dh = os.environ.get("DOCKER_HOST", "")
+    if dh.startswith("unix://"):
+        return dh[len("unix://"):]
+    if dh:
+        raise BenchError("DOCKER_HOST=%s is not a unix socket; the floor needs the local "
+                         "engine's socket: pass --socket PATH" % dh)
+    return "/var/run/docker.sock"
+
+
+def engine_probe(sock_path, images):
+    """Ping, negotiate the API version, read /version, check the images."""
+    if not os.path.exists(sock_path):
+        raise BenchError("the Docker engine is not running: no socket at %s "
+                         "(start it: scripts/start-dockerd, or scripts/run)" % sock_path)
+    e = Engine(sock_path, None, "", set())
+    try:
+        resp, _ = e.request("GET", "/_ping")
+    except BenchError as ex:
+        raise BenchError("the Docker engine does not answer at %s: %s" % (sock_path, ex))
+    have = resp.getheader("Api-Version") or "1.41"
+    hv = tuple(int(x) for x in have.split("."))
+    api = "%d.%d" % min(hv, API_WANTED)
+    e.api = api
+    _, b = e.request("GET", "/version")
+    version = json.loads(b)
+    for img in images:
+        try:
+            e.request("GET", "/images/%s/json" % urllib.parse.quote(img, safe=""))
+        except BenchError as ex:
+            if "answered 404" in str(ex):
+                raise BenchError("image %s is missing on the engine: build it with "
+                                 "scripts/build-images" % img)
+            raise
+    _, b = e.request("GET", "/containers/json")
+    running = len(json.loads(b))
+    e.close()
+    return api, version, running
+
+
+def sweep(sock_path, api, run_id):
+    """Remove every container labelled with this run (even ones we lost track of)."""
+    e = Engine(sock_path, api, run_id, set())
+    filters = urllib.parse.quote(json.dumps({"label": ["%s=%s" % (RUN_LABEL, run_id)]}))
+    _, b = e.request("GET", "/containers/json?all=1&filters=" + filters)
+    removed = 0
+    for c in json.loads(b):
+        try:
+            e.request("DELETE", "/containers/%s?force=1&v=1" % c["Id"], expect=(204, 404))
+            removed += 1
+        except BenchError as ex:
+            say("warning: could not remove container %s: %s" % (c["Id"][:12], ex))
+    e.close()
+    return removed
+
+
+def service_leftovers(sock_path, api, pid, remove):
+    """Containers still labelled with the service instance of this pid."""
+    e = Engine(sock_path, api, "", set())
+    filters = urllib.parse.quote(json.dumps({"label": ["org.bg-compiler.service"]}))
+    _, b = e.request("GET", "/containers/json?all=1&filters=" + filters)
+    host = socket.gethostname()
+    mine = [c for c in json.loads(b)
+            if c.get("Labels", {}).get("org.bg-compiler.instance", "")
+            .startswith("%s/%d/" % (host, pid))]
+    if remove:
+        for c in mine:
+            try:
+                e.request("DELETE", "/containers/%s?force=1&v=1" % c["Id"], expect=(204, 404))
+            except BenchError:
+                pass
+    e.close()
+    return [c["Id"][:12] for c in mine]
+
+
+# --------------------------------------------------------------------------
+# the service
+
+def check_binary(binary):
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        raise BenchError("no bg-compiler binary at %s: build it (cmake -S . -B build && "
+                         "cmake --build build -j) or pass --binary PATH" % binary)
+
+
+class Service:
+    def __init__(self, args):
+        self.args = args
+        self.proc = None
+        self.log = None
+        self.url = args.url
+        self.port = None
+        self.stopped = None
+
+    def start(self):
+        a = self.args
+        if self.url:
+            u = urllib.parse.urlsplit(self.url)
+            self.host, self.port = u.hostname, u.port or 80
+            self.wait_healthy(30)
+            return
+        binary = a.binary
+        check_binary(binary)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.host = "127.0.0.1"
+        self.cmd = [binary, "start", "--port", str(self.port), "--workers", str(a.workers),
+                    "--output", str(a.output)]
+        if a.languages:
+            self.cmd += ["--languages", a.languages]
+        self.cmd += a.service_arg
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-service-", suffix=".log",
+                                               delete=False)
+        env = dict(os.environ)
+        if a.socket:
+            env["DOCKER_HOST"] = "unix://" + socket_path(a.socket)
+        # Its own session: a Ctrl-C on the terminal reaches us, and we stop it
+        # with SIGTERM as an operator would.
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=env)
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.wait_healthy(30)
+
+    def log_tail(self, n=20):
+        if not self.log:
+            return ""
+        try:
+            with open(self.log.name, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def wait_healthy(self, timeout):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise BenchError("the service exited at start (status %s); its log:\n%s"
+                                 % (self.proc.returncode, self.log_tail()))
+            try:
+                c = http.client.HTTPConnection(self.host, self.port, timeout=5)
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                body = r.read()
+                c.close()
+                if r.status == 200:
+                    self.health = json.loads(body)
+                    return
+                last = "HTTP %d %s" % (r.status, body[:200])
+            except (OSError, http.client.HTTPException) as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise BenchError("the service at %s did not become healthy in %d s (last: %s)\n%s"
+                         % (self.url, timeout, last, self.log_tail()))
+
+    def languages(self):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        c.request("GET", "/languages")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        if r.status != 200:
+            raise BenchError("GET /languages answered %d" % r.status)
+        return json.loads(body)
+
+    def client(self):
+        return CountingHTTPConnection(self.host, self.port, timeout=300)
+
+    def stop(self):
+        """SIGTERM, as an operator would; returns (exit status, seconds to exit)."""
+        if not self.proc or self.proc.poll() is not None:
+            return (self.proc.returncode if self.proc else None), 0.0
+        t0 = time.time()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=self.args.grace + 20)
+        except subprocess.TimeoutExpired:
+            say("warning: the service did not exit %d s after SIGTERM; killing pid %d"
+                % (self.args.grace + 20, self.proc.pid))
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.stopped = (rc, round(time.time() - t0, 3))
+        return self.stopped
+
+
+def service_run(conn, body, expect_stdout):
+    """One POST /compile; returns (wall seconds, the result object)."""
+    data = json.dumps(body).encode()
+    t0 = now()
+    try:
+        conn.request("POST", "/compile", body=data,
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        payload = r.read()
+    except (OSError, http.client.HTTPException) as e:
+        conn.close()
+        raise BenchError("POST /compile failed: %s: %s" % (type(e).__name__, e))
+    t = now() - t0
+    if r.status != 200:
+        raise BenchError("POST /compile answered %d: %s"
+                         % (r.status, payload[:300].decode("utf-8", "replace")))
+    res = json.loads(payload)
+    if not isinstance(res, list) or len(res) != 1:
+        raise BenchError("POST /compile: expected one result, got %r" % payload[:200])
+    res = res[0]
+    if res.get("status") != "ok":
+        raise BenchError("run status %s (message: %s, stderr: %r, compile: %r)"
+                         % (res.get("status"), res.get("message"),
+                            (res.get("stderr") or "")[:200], res.get("compile")))
+    out = res.get("stdout")
+    if out != expect_stdout:
+        raise BenchError("wrong stdout: %d chars, wanted %d (truncated: %s): %r"
+                         % (len(out or ""), len(expect_stdout), res.get("output_truncated"),
+                            (out or "")[:80]))
+    return t, res
+
+
+# --------------------------------------------------------------------------
+# phases
+
+def sequential(label, n, warmup, fn, stop):
+    """fn() -> seconds (or (seconds, extra)); runs warmup + n times in a row."""
+    samples, extras = [], []
+    for i in range(warmup + n):
+        if stop.is_set():
+            raise Interrupted()
+        r = fn()
+        if isinstance(r, tuple):
+            r, extra = r
+        else:
+            extra = None
+        if i >= warmup:
+            samples.append(r)
+            extras.append(extra)
+    return samples, extras
+
+
+def throughput(make_client, do_run, close_client, concurrency, duration, stop):
+    """`concurrency` threads, each its own client, run back to back for `duration` s.
+
+    Runs still in flight at the deadline are waited for and counted; the rate is
+    completed runs / (end of the last run - start)."""
+    lock = threading.Lock()
+    lat, errors = [], []
+    ends = []
+    start = [None]
+
+    def begin():
+        start[0] = now()
+
+    barrier = threading.Barrier(concurrency, action=begin)
+    setup_errors = []
+
+    def worker():
+        try:
+            client = make_client()
+        except BenchError as e:
+            setup_errors.append(str(e))
+            barrier.abort()
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            close_client(client)
+            return
+        deadline = start[0] + duration
+        last = None
+        while not stop.is_set() and now() < deadline:
+            t0 = now()
+            try:
+                do_run(client)
+                t1 = now()
+                with lock:
+                    lat.append(t1 - t0)
+                last = t1
+            except BenchError as e:
+                last = now()
+                with lock:
+                    errors.append(str(e))
+                if len(errors) > 50:
+                    break
+        if last is not None:
+            with lock:
+                ends.append(last)
+        close_client(client)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        # Let every client finish (and delete) its run in flight before the sweep.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for t in threads:
+            t.join(120)
+        raise Interrupted()
+    if setup_errors:
+        raise BenchError(setup_errors[0])
+    if stop.is_set():
+        raise Interrupted()
+    elapsed = (max(ends) - start[0]) if ends else duration
+    out = {
+        "concurrency": concurrency,
+        "duration_s": round(elapsed, 3),
+        "runs": len(lat),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "runs_per_s": round(len(lat) / elapsed, 3) if elapsed > 0 else 0.0,
+        "latency": stats(lat),
+    }
+    out["latency"].pop("samples_ms", None)
+    return out
+
+
+# --------------------------------------------------------------------------
+
+def machine_info(version, running):
+    info = {
+        "nproc": os.cpu_count(),
+        "kernel": platform.release(),
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "engine_version": version.get("Version"),
+        "engine_api": version.get("ApiVersion"),
+        "engine_components": {c.get("Name"): c.get("Version")
+                              for c in version.get("Components", [])},
+        "containers_running_at_start": running,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    info["mem_total_kb"] = int(line.split()[1])
+                    break
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    info["os"] = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return info
+
+
+def git_head():
+    try:
+        r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True, timeout=5)
+        head = r.stdout.strip()
+        r = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5)
+        return head + ("+dirty" if r.stdout.strip() else "") if head else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Benchmark bg-compiler against the raw Docker Engine API floor.")
+    p.add_argument("--runs", type=int, default=30, help="sequential runs per latency figure (30)")
+    p.add_argument("--big-runs", type=int, default=10,
+                   help="sequential runs of the 1 MB output (10)")
+    p.add_argument("--duration", type=float, default=10.0,
+                   help="seconds per throughput phase (10)")
+    p.add_argument("--concurrency", default="1,4,16",
+                   help="comma-separated client counts for throughput (1,4,16)")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="uncounted runs before each sequential figure (2)")
+    p.add_argument("--workers", type=int, default=4, help="the service's --workers (4)")
+    p.add_argument("--output", type=int, default=2048,
+                   help="the service's --output in KB; must hold 1 MB (2048)")
+    p.add_argument("--grace", type=int, default=10, help="seconds to allow for the service's drain")
+    p.add_argument("--binary", default=os.path.join(ROOT, "build", "bg-compiler"),
+                   help="bg-compiler binary (build/bg-compiler)")
+    p.add_argument("--languages", help="the service's --languages (its default when absent)")
+    p.add_argument("--service-arg", action="append", default=[], metavar="ARG",
+                   help="extra flag for `bg-compiler start` (repeatable)")
+    p.add_argument("--url", help="benchmark an already running service (not started nor stopped)")
+    p.add_argument("--socket", help="Docker engine socket (DOCKER_HOST, else /var/run/docker.sock)")
+    p.add_argument("--out", help="JSON results file (bench/results-<timestamp>.json)")
+    p.add_argument("--no-c", action="store_true", help="skip the C figures")
+    p.add_argument("--quick", action="store_true",
+                   help="small counts for a smoke run (runs 5, big-runs 2, duration 2, warmup 1)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.runs, a.big_runs, a.duration, a.warmup = 5, 2, 2.0, 1
+    try:
+        a.concurrency = [int(x) for x in a.concurrency.split(",") if x.strip()]
+    except ValueError:
+        p.error("--concurrency wants numbers like 1,4,16")
+    if a.runs < 1 or a.big_runs < 1 or a.duration <= 0 or not a.concurrency or \
+            min(a.concurrency) < 1 or a.warmup < 0:
+        p.error("counts and durations must be positive")
+    if not a.url and a.output < BIG // 1024 + 1:
+        p.error("--output must be over 1024 KB for the 1 MB figure")
+    return a
+
+
+def main(argv):
+    a = parse_args(argv)
+    stop = threading.Event()
+
+    def on_term(signum, frame):
+        stop.set()
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+    # Even when started with SIGINT ignored (a background job), Ctrl-C must clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    run_id = "%s-%d-%s" % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
+    started = datetime.datetime.now(datetime.timezone.utc)
+    sock = socket_path(a.socket)
+    if not a.url:
+        check_binary(a.binary)
+    images = [PY_IMAGE] + ([] if a.no_c else [C_IMAGE])
+    api, version, running = engine_probe(sock, images)
+    registry = set()  # containers of ours alive right now
+    result = {
+        "date": started.isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "machine": machine_info(version, running),
+        "options": {k: v for k, v in vars(a).items()},
+        "git": git_head(),
+        "load": {"start": loadavg()},
+        "floor": {},
+        "service": {},
+        "ratios": {},
+        "notes": [],
+    }
+    out_path = a.out or os.path.join(
+        ROOT, "bench", "results-%s.json" % started.strftime("%Y%m%dT%H%M%SZ"))
+    m = result["machine"]
+    say("bg-compiler bench  %s  run %s" % (result["date"], run_id))
+    say("machine: %s cores, kernel %s, %s; engine %s (API %s, using %s); runc %s"
+        % (m["nproc"], m["kernel"], m.get("cpu", "?"), m["engine_version"], m["engine_api"],
+           api, m["engine_components"].get("runc", "?")))
+    say("load average %s; %d containers already running (the machine is shared: expect noise)"
+        % (result["load"]["start"], running))
+
+    service = Service(a)
+    engines = []
+    exit_code = 0
+    try:
+        # ---------------------------------------------------------------- floor
+        say("\n== floor: Engine API, one container per run (create, start, wait, logs, "
+            "delete), keep-alive unix socket")
+        eng = Engine(sock, api, run_id, registry)
+        engines.append(eng)
+        py_cmd = ["python3", "-c", PY_SCRIPT]
+        steps = {k: [] for k in ("create", "start", "wait", "logs", "delete")}
+        s, _ = sequential("floor py", a.runs, a.warmup,
+                          lambda: eng.run(PY_IMAGE, py_cmd, "1\n", steps=steps), stop)
+        # the step lists also hold the warm-up runs: drop them
+        steps = {k: stats(v[a.warmup:]) for k, v in steps.items()}
+        for v in steps.values():
+            v.pop("samples_ms", None)
+        fl = stats(s)
+        fl["steps"] = steps
+        fl["connects"] = eng.conn.connects
+        result["floor"]["python_seq"] = fl
+        say("floor python print(1) seq   median %.0f ms  p95 %.0f  p99 %.0f  (n=%d)"
+            % (fl["median_ms"], fl["p95_ms"], fl["p99_ms"], fl["n"]))
+        say("  steps (median ms): " + ", ".join(
+            "%s %.1f" % (k, v["median_ms"]) for k, v in steps.items()))
+
+        s, _ = sequential("floor big", a.big_runs, 1,
+                          lambda: eng.run(PY_IMAGE, ["python3", "-c", BIG_SCRIPT], BIG_EXPECT),
+                          stop)
+        fb = stats(s)
+        result["floor"]["python_1mb"] = fb
+        say("floor python 1 MB output    median %.0f ms  p95 %.0f  (n=%d)"
+            % (fb["median_ms"], fb["p95_ms"], fb["n"]))
+
+        if not a.no_c:
+            c_cmd = ["sh", "-c", 'printf "%s" "$SRC" > /tmp/m.c && '
+                     'gcc -O2 -std=c17 -o /tmp/m /tmp/m.c -lm && /tmp/m']
+            s, _ = sequential("floor c", a.runs, a.warmup,
+                              lambda: eng.run(C_IMAGE, c_cmd, "1\n", env=["SRC=" + C_SCRIPT]),
+                              stop)
+            fc = stats(s)
+            result["floor"]["c_seq_one_container"] = fc
+            say("floor C compile+run (one container) seq median %.0f ms  p95 %.0f  p99 %.0f"
+                % (fc["median_ms"], fc["p95_ms"], fc["p99_ms"]))
+        say("floor connections opened: %d (keep-alive)" % eng.conn.connects)
+
+        result["floor"]["throughput"] = {}
+        for c in a.concurrency:
+            result["load"]["floor_tp_%d" % c] = loadavg()
+            tp = throughput(lambda: Engine(sock, api, run_id, registry),
+                            lambda e: e.run(PY_IMAGE, py_cmd, "1\n"),
+                            lambda e: e.close(), c, a.duration, stop)
+            result["floor"]["throughput"][str(c)] = tp
+            say("floor throughput %2d clients  %.2f runs/s  (%d runs in %.1f s, %d errors, "
+                "latency median %.0f ms)" % (c, tp["runs_per_s"], tp["runs"], tp["duration_s"],
+                                             tp["errors"], tp["latency"].get("median_ms", 0)))
+            for e in tp["error_samples"]:
+                say("  error: " + e)
+
+        # -------------------------------------------------------------- service
+        say("\n== service over HTTP")
+        service.start()
+        result["service"]["url"] = service.url
+        result["service"]["command"] = getattr(service, "cmd", None)
+        result["service"]["pid"] = service.proc.pid if service.proc else None
+        result["service"]["health"] = getattr(service, "health", None)
+        if service.proc:
+            try:
+                r = subprocess.run([a.binary, "version"], capture_output=True, text=True,
+                                   timeout=10)
+                result["service"]["version"] = r.stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                pass
+        langs = {l["name"]: l for l in service.languages()}
+        for name in ["python"] + ([] if a.no_c else ["c"]):
+            if name not in langs:
+                raise BenchError("the service has no language %r" % name)
+            if not langs[name].get("available"):
+                raise BenchError("the service says language %r is not available (image %s)"
+                                 % (name, langs[name].get("image")))
+        out_kb = langs["python"].get("limits", {}).get("output_kb")
+        result["service"]["python_output_kb"] = out_kb
+        say("service %s (%s), workers %s, python output cap %s KB"
+            % (service.url, result["service"].get("version", "?"),
+               a.workers if service.proc else "?", out_kb))
+        if out_kb is not None and out_kb * 1024 < BIG:
+            say("warning: the python output cap (%s KB) is under 1 MB: the 1 MB figure will "
+                "fail (the language profile's own limit wins if lower)" % out_kb)
+
+        conn = service.client()
+        py_body = {"lang": "python", "script": PY_SCRIPT}
+        s, ex = sequential("svc py", a.runs, a.warmup,
+                           lambda: service_run(conn, py_body, "1\n"), stop)
+        sp = stats(s)
+        sp["server_duration"] = stats([r["duration_ms"] / 1000.0 for r in ex])
+        sp["server_duration"].pop("samples_ms", None)
+        result["service"]["python_seq"] = sp
+        fm = result["floor"]["python_seq"]["median_ms"]
+        ratios = result["ratios"]
+        for q in ("median", "p95", "p99"):
+            ratios["python_seq_" + q] = round(sp[q + "_ms"] / result["floor"]["python_seq"]
+                                              [q + "_ms"], 3)
+        say("service python seq median %.0f ms%s; p95 %.0f ms%s; p99 %.0f ms%s"
+            % (sp["median_ms"], fmt_ratio(sp["median_ms"], fm),
+               sp["p95_ms"], fmt_ratio(sp["p95_ms"], result["floor"]["python_seq"]["p95_ms"]),
+               sp["p99_ms"], fmt_ratio(sp["p99_ms"], result["floor"]["python_seq"]["p99_ms"])))
+        say("  server-reported duration_ms median %.0f (container create to result)"
+            % sp["server_duration"]["median_ms"])
+
+        if not a.no_c:
+            c_body = {"lang": "c", "script": C_SCRIPT}
+            s, ex = sequential("svc c", a.runs, a.warmup,
+                               lambda: service_run(conn, c_body, "1\n"), stop)
+            sc = stats(s)
+            sc["server_duration_run"] = stats([r["duration_ms"] / 1000.0 for r in ex])
+            sc["server_duration_compile"] = stats(
+                [(r.get("compile") or {}).get("duration_ms", 0) / 1000.0 for r in ex])
+            sc["server_duration_run"].pop("samples_ms", None)
+            sc["server_duration_compile"].pop("samples_ms", None)
+            result["service"]["c_seq"] = sc
+            fc = result["floor"]["c_seq_one_container"]["median_ms"]
+            ratios["c_seq_median"] = round(sc["median_ms"] / fm, 3)
+            ratios["c_seq_median_vs_c_floor"] = round(sc["median_ms"] / fc, 3)
+            say("service C compile+run seq median %.0f ms%s (python floor); %.2fx the C "
+                "one-container floor; p95 %.0f ms; p99 %.0f ms"
+                % (sc["median_ms"], fmt_ratio(sc["median_ms"], fm), sc["median_ms"] / fc,
+                   sc["p95_ms"], sc["p99_ms"]))
+            say("  server-reported compile %.0f ms + run %.0f ms (medians)"
+                % (sc["server_duration_compile"]["median_ms"],
+                   sc["server_duration_run"]["median_ms"]))
+
+        big_body = {"lang": "python", "script": BIG_SCRIPT}
+        s, ex = sequential("svc big", a.big_runs, 1,
+                           lambda: service_run(conn, big_body, BIG_EXPECT), stop)
+        sb = stats(s)
+        sb["stdout_bytes"] = len(BIG_EXPECT)
+        result["service"]["python_1mb"] = sb
+        ratios["python_1mb_median"] = round(sb["median_ms"] / fb["median_ms"], 3)
+        say("service python 1 MB output median %.0f ms%s; p95 %.0f ms (stdout checked: %d bytes)"
+            % (sb["median_ms"], fmt_ratio(sb["median_ms"], fb["median_ms"]), sb["p95_ms"],
+               len(BIG_EXPECT)))
+        result["service"]["connects_sequential"] = conn.connects
+        conn.close()
+
+        result["service"]["throughput"] = {}
+        for c in a.concurrency:
+            result["load"]["service_tp_%d" % c] = loadavg()
+            tp = throughput(service.client,
+                            lambda cl: service_run(cl, py_body, "1\n"),
+                            lambda cl: cl.close(), c, a.duration, stop)
+            result["service"]["throughput"][str(c)] = tp
+            floor_rate = result["floor"]["throughput"][str(c)]["runs_per_s"]
+            ratios["throughput_%d" % c] = round(tp["runs_per_s"] / floor_rate, 3) \
+                if floor_rate else None
+            say("service throughput %2d clients  %.2f runs/s = %.2fx floor (%.2f runs/s)  "
+                "(%d runs, %d errors, latency median %.0f ms)"
+                % (c, tp["runs_per_s"], tp["runs_per_s"] / floor_rate if floor_rate else 0,
+                   floor_rate, tp["runs"], tp["errors"], tp["latency"].get("median_ms", 0)))
+            for e in tp["error_samples"]:
+                say("  error: " + e)
+
+    except (KeyboardInterrupt, Interrupted):
+        stop.set()
+        say("\ninterrupted: cleaning up")
+        result["notes"].append("interrupted")
+        exit_code = 130
+    except BenchError as e:
+        stop.set()
+        say("\nerror: %s" % e)
+        result["notes"].append("error: %s" % e)
+        exit_code = 1
+    finally:
+        stop.set()
+        # A second Ctrl-C during clean-up must not leave containers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for e in engines:
+            e.close()
+        if service.proc:
+            rc, secs = service.stop()
+            result["service"]["exit"] = {"status": rc, "seconds_after_sigterm": secs}
+            say("service stopped with SIGTERM: exit status %s after %.2f s" % (rc, secs))
+            if rc != 0:
+                say("its log (tail):\n" + service.log_tail())
+            try:
+                left = service_leftovers(sock, api, service.proc.pid, remove=True)
+                result["service"]["containers_left_after_exit"] = left
+                if left:
+                    say("warning: the service left %d containers behind (removed now): %s"
+                        % (len(left), " ".join(left)))
+            except BenchError as e:
+                say("warning: could not check the service's leftovers: %s" % e)
+            result["service"]["log"] = service.log.name
+        try:
+            n = sweep(sock, api, run_id)
+            result["floor"]["containers_swept_at_end"] = n
+            if n:
+                say("removed %d leftover bench containers" % n)
+        except BenchError as e:
+            say("warning: final clean-up failed: %s (remove containers labelled %s=%s)"
+                % (e, RUN_LABEL, run_id))
+        result["load"]["end"] = loadavg()
+        result["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds")
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+            with open(out_path, "w") as f:
+                json.dump(result, f, indent=1)
+                f.write("\n")
+            say("results: %s" % out_path)
+        except OSError as e:
+            say("error: could not write %s: %s" % (out_path, e))
+            exit_code = exit_code or 1
+    return exit_code
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        print("error: %s" % e, file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
