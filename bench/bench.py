@@ -16,6 +16,7 @@ See bench/README.md and docs/PERFORMANCE.md.
 
 import argparse
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -591,6 +592,18 @@ def machine_info(version, running):
     return info
 
 
+def binary_info(path):
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        return {"path": os.path.abspath(path), "size": st.st_size, "sha256": digest[:16],
+                "mtime": datetime.datetime.fromtimestamp(
+                    st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")}
+    except OSError as e:
+        return {"path": path, "error": str(e)}
+
+
 def git_head():
     try:
         r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -753,6 +766,7 @@ def main(argv):
         result["service"]["pid"] = service.proc.pid if service.proc else None
         result["service"]["health"] = getattr(service, "health", None)
         if service.proc:
+            result["service"]["binary"] = binary_info(a.binary)
             try:
                 r = subprocess.run([a.binary, "version"], capture_output=True, text=True,
                                    timeout=10)

@@ -12,11 +12,11 @@
 # recover: undefined behaviour aborts, so libFuzzer counts it as a crash.
 #
 # ctest runs fuzz.<name> as
-#   fuzz_<name> <build>/fuzz/corpus/<name> <src>/tests/fuzz/corpus/<name>
+#   fuzz_<name> <build>/fuzz/corpus/fuzz_<name> <src>/tests/fuzz/corpus/fuzz_<name>
 # The first directory is a copy of the committed seeds (refreshed on every
 # build) into which libFuzzer writes what it finds; the committed corpus is
 # only read. Crash, leak, timeout and OOM inputs land in
-# <build>/fuzz/crashes/<name>/. Any of them fails the test.
+# <build>/fuzz/crashes/fuzz_<name>/. Any of them fails the test.
 #
 # Cache variables: FUZZ_SECONDS (per harness, default 30), FUZZ_TIMEOUT (one
 # input, seconds, default 10), FUZZ_RSS_MB (default 2048).
@@ -62,9 +62,9 @@ function(bg_fuzz_target name)
   target_link_options(${target} PRIVATE ${BG_FUZZ_LINK_FLAGS})
   target_link_libraries(${target} PRIVATE ${F_LIBS})
 
-  set(seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${name})
-  set(work ${CMAKE_BINARY_DIR}/fuzz/corpus/${name})
-  set(crashes ${CMAKE_BINARY_DIR}/fuzz/crashes/${name})
+  set(seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${target})
+  set(work ${CMAKE_BINARY_DIR}/fuzz/corpus/${target})
+  set(crashes ${CMAKE_BINARY_DIR}/fuzz/crashes/${target})
   add_custom_command(TARGET ${target} POST_BUILD
     COMMAND ${CMAKE_COMMAND} -E make_directory ${work} ${crashes}
     COMMAND ${CMAKE_COMMAND} -E copy_directory ${seeds} ${work}
@@ -83,14 +83,16 @@ endfunction()
 
 # What each core unit drags in: run_spec_free and the run reader live in
 # run.c, which calls the engine client (docker.c), which frees its transport
-# (transport_curl.c).
+# (transport_curl.c); the Lua loaders need profiles, settings and luajson.
 set(bg_fuzz_run_sources
   src/sandbox/run.c src/docker/docker.c src/docker/transport_curl.c src/docker/frame.c
   src/proto/proto.c src/common/buf.c src/common/err.c src/common/log.c)
+set(bg_fuzz_script_sources
+  src/script/script.c src/script/luajson.c src/core/profile.c src/core/config.c)
 
 bg_fuzz_target(request
-  SOURCES src/core/request.c src/core/profile.c src/core/config.c src/script/script.c
-          src/common/base64.c ${bg_fuzz_run_sources}
+  SOURCES src/core/request.c src/common/base64.c ${bg_fuzz_script_sources}
+          ${bg_fuzz_run_sources}
   LIBS PkgConfig::LUA PkgConfig::CJSON PkgConfig::CURL)
 bg_fuzz_target(utf8 SOURCES src/common/utf8.c src/common/buf.c)
 bg_fuzz_target(frame SOURCES src/docker/frame.c)
@@ -98,7 +100,7 @@ bg_fuzz_target(proto
   SOURCES ${bg_fuzz_run_sources}
   LIBS PkgConfig::CJSON PkgConfig::CURL)
 bg_fuzz_target(profiles
-  SOURCES src/script/script.c src/core/profile.c src/core/config.c src/core/request.c
-          src/common/base64.c ${bg_fuzz_run_sources}
+  SOURCES ${bg_fuzz_script_sources} src/core/request.c src/common/base64.c
+          ${bg_fuzz_run_sources}
   LIBS PkgConfig::LUA PkgConfig::CJSON PkgConfig::CURL)
 bg_fuzz_target(base64 SOURCES src/common/base64.c src/common/buf.c)

@@ -34,9 +34,9 @@ language "python" {
   test     = { code = 'print("OK")', stdout = "OK\n" },
 }
 
--- Node.js 18 (Debian's nodejs). V8 sizes its heap from the host's memory, not
--- the container's, so the old space is capped below the memory limit: the
--- program gets a JavaScript "heap out of memory" error instead of an OOM kill.
+-- Node.js 18 (Debian's nodejs). V8's default heap size does not follow the
+-- container's limit, so the old space is capped below it: a greedy program
+-- gets a JavaScript "heap out of memory" error instead of an OOM kill.
 language "javascript" {
   aliases  = {"js", "node", "nodejs"},
   version  = "node 18",
@@ -50,7 +50,7 @@ language "javascript" {
 }
 
 -- TypeScript 4.8 (Debian's node-typescript) checked and compiled by tsc, then
--- run by Node.js 18 (the npm registry is not an image source: Debian has it).
+-- run by Node.js 18 (images come from Debian packages only, never from npm).
 -- Node's own types come with Debian's nodejs package in /usr/share/nodejs/@types;
 -- no DOM library (--lib es2022). A type error is a compile error. tsc needs
 -- 2.5-4 s and ~150 MB even for a one-liner; larger semi-spaces save ~1 s of
@@ -126,7 +126,7 @@ language "go" {
     GOENV = "off", XDG_CACHE_HOME = "/tmp/.cache", GOMAXPROCS = "2",
   },
   limits   = { timeout_ms = 10000, memory_mb = 256, pids = 128 },
-  compile_limits = { timeout_ms = 30000, memory_mb = 512, pids = 256 },
+  compile_limits = { timeout_ms = 30000, memory_mb = 512, pids = 128 },
   test     = { code = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("OK")\n}\n', stdout = "OK\n" },
 }
 
@@ -152,10 +152,12 @@ language "rust" {
 -- OpenJDK 17. The main class must be `public class Main` in Main.java. The JVM
 -- starts a dozen threads or more (GC, JIT compilers, signal, finalizer...) and
 -- reserves memory generously: the serial GC, a bounded processor count, no
--- perf-data file in /tmp and a heap of half the container's limit keep javac
--- and java inside 512 MB and 128 pids; C1 only (TieredStopAtLevel=1) makes
--- javac start fast. The options are given on the command line, not in
--- JAVA_TOOL_OPTIONS, which would print "Picked up ..." on every run's stderr.
+-- perf-data file in /tmp and a heap of 50% (javac) or 70% (java: a 200 MB
+-- array fits) of the container's limit keep both inside 512 MB and 128 pids;
+-- C1 only (TieredStopAtLevel=1) makes javac start fast, while programs keep
+-- the full JIT; -Xss64m allows deep recursion. The options are given on the
+-- command line, not in JAVA_TOOL_OPTIONS, which would print "Picked up ..."
+-- on every run's stderr.
 language "java" {
   aliases  = {"jdk", "openjdk"},
   version  = "openjdk 17",
