@@ -7,6 +7,7 @@ Only the standard library is used.
 """
 import http.client
 import json
+import re
 import os
 import signal
 import socket
@@ -52,14 +53,21 @@ def engine(method, path, body=None):
     return resp.status, (json.loads(data) if data and data[:1] in b"[{" else data)
 
 
+# Instance ids of the servers this test process started: "no container
+# left" is about them (other suites may run servers on the same engine).
+STARTED = set()
+
+
 def our_containers(instance=None):
-    """Ids of the containers carrying our service label (any state)."""
-    label = "org.bg-compiler.instance=" + instance if instance else "org.bg-compiler.service"
-    filters = json.dumps({"label": [label]})
+    """Ids of the containers (any state) of one instance, or of every
+    server this process started."""
+    filters = json.dumps({"label": ["org.bg-compiler.service"]})
     status, items = engine("GET", "/containers/json?all=1&filters=" +
                            __import__("urllib.parse").parse.quote(filters))
     assert status == 200, items
-    return [c["Id"] for c in items]
+    wanted = {instance} if instance else STARTED
+    return [c["Id"] for c in items
+            if c.get("Labels", {}).get("org.bg-compiler.instance") in wanted]
 
 
 def wait_no_containers(test, timeout=30, instance=None):
@@ -96,7 +104,11 @@ class Server:
             try:
                 status, _, _ = self.request("GET", "/")
                 if status == 200:
-                    return
+                    m = re.search(r"instance (\S+)\)", self.log_text())
+                    if m:  # else the start-up line is a moment behind
+                        self.instance = m.group(1)
+                        STARTED.add(self.instance)
+                        return
             except OSError:
                 pass
             time.sleep(0.05)
