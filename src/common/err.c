@@ -18,6 +18,7 @@ const char *bg_strerror(int code)
     case BG_EPROTO: return "protocol error";
     case BG_ENOTFOUND: return "not found";
     case BG_ESCRIPT: return "script error";
+    case BG_EREFUSED: return "refused by the docker engine";
     }
     return "unknown error";
 }

@@ -25,6 +25,7 @@ enum {
     BG_EPROTO = -9,   /* a peer broke its protocol */
     BG_ENOTFOUND = -10,
     BG_ESCRIPT = -11, /* a Lua file failed to load or validate */
+    BG_EREFUSED = -12, /* the engine answered, with an error */
 };
 
 const char *bg_strerror(int code);

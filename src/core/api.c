@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "../common/utf8.h"
+#include "metrics.h"
 #include "request.h"
 
 void api_request_id(char out[33])
@@ -195,6 +196,17 @@ static void send_json(struct api_response *resp, int status, cJSON *j)
     resp->body = print(j);
 }
 
+/* Prometheus text, not JSON: the HTTP side sends it as text/plain. */
+static void route_metrics(struct service *s, struct api_response *resp)
+{
+    struct buf b = BUF_INIT;
+    metrics_render(&b, (long)s->queue->ops->depth(s->queue->self), atomic_load(&s->busy),
+                   s->cfg.workers);
+    resp->status = 200;
+    resp->body = buf_steal(&b);
+    resp->content_type = "text/plain; version=0.0.4";
+}
+
 static void route_healthz(struct service *s, const struct api_request *req,
                           struct api_response *resp)
 {
@@ -374,13 +386,15 @@ int api_handle(struct service *s, const struct api_request *req, struct api_resp
 {
     const char *m = req->method, *path = req->path;
     int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    int probe = strcmp(path, "/") == 0 || strcmp(path, "/healthz") == 0;
+    int probe = strcmp(path, "/") == 0 || strcmp(path, "/healthz") == 0 ||
+                strcmp(path, "/metrics") == 0;
     struct plugin_verdict v;
     size_t none = 0;
     char msg[300];
     *pending = NULL;
     resp->retry_after = 0;
     resp->allow = NULL;
+    resp->content_type = NULL;
     if (strcmp(path, "/compile") == 0 && strcmp(m, "POST") == 0)
         return route_compile(s, req, resp, pending, on_done, arg);
     /* Probes stay ungated so health checks keep working; the rest is
@@ -395,7 +409,9 @@ int api_handle(struct service *s, const struct api_request *req, struct api_resp
         resp->allow = "POST";
     } else if (probe || strcmp(path, "/languages") == 0) {
         if (get) {
-            if (strcmp(path, "/healthz") == 0)
+            if (strcmp(path, "/metrics") == 0)
+                route_metrics(s, resp);
+            else if (strcmp(path, "/healthz") == 0)
                 route_healthz(s, req, resp);
             else if (strcmp(path, "/languages") == 0)
                 route_languages(s, resp);

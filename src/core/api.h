@@ -37,6 +37,7 @@ struct api_response {
     char *body;        /* JSON, malloc'd; the HTTP side frees it */
     int retry_after;   /* seconds, 0 for none */
     const char *allow; /* for 405 */
+    const char *content_type; /* NULL: application/json */
     struct buf headers; /* more headers, "Name: value\n" lines (plugins);
                          * kept from api_handle to api_finish */
 };

@@ -51,6 +51,7 @@ struct batch {
     void *arg;
     char request_id[33];
     char *plugin_ctx;     /* req.ctx of the policy plugins, for on_result */
+    long queued_ms;       /* monotonic time the batch was queued (metrics) */
 };
 
 /* A batch of count jobs; takes ownership of spec's contents. */

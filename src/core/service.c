@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "../common/log.h"
+#include "metrics.h"
 #include "../sandbox/reaper.h"
 #include "../sandbox/supervisor.h"
 
@@ -177,7 +178,15 @@ static int ensure_supervisor(struct service *s, struct docker *d, char *err)
 struct finish {
     struct service *svc;
     struct job *job;
+    long started_ms;
 };
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* A compile is done: queue its runs into their reserved places, or answer
  * every run with the compile's failure. */
@@ -221,6 +230,8 @@ static void job_finished(void *arg)
         snprintf(which, sizeof which, "compile");
     else
         snprintf(which, sizeof which, "run %zu", j->index + 1);
+    metrics_run(b->spec.language, run_status_name(res->status), res->duration_ms,
+                f->started_ms - b->queued_ms);
     if (res->status == RUN_INTERNAL_ERROR)
         log_error("[%s] %s of %s: %s", b->request_id, which, b->spec.language, res->message);
     else
@@ -236,7 +247,7 @@ static void run_one(struct service *s, struct docker *d, struct job *j)
 {
     struct batch *b = j->batch;
     struct run_result *res = batch_job_result(j);
-    struct finish f = {s, j};
+    struct finish f = {s, j, mono_ms()};
     if (atomic_load(&b->cancelled)) {
         if (j->index == JOB_COMPILE)
             s->queue->ops->release(s->queue->self, b->count);
@@ -336,6 +347,7 @@ int service_submit(struct service *s, struct batch *b)
 {
     /* A compiled language queues its compile and keeps places for its runs. */
     size_t n = b->compiled ? 1 : b->count, reserve = b->compiled ? b->count : 0;
+    b->queued_ms = mono_ms();
     struct job **jobs = calloc(n, sizeof *jobs);
     if (!jobs)
         return BG_ENOMEM;

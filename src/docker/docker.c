@@ -54,7 +54,8 @@ static int engine_error(const struct dk_response *r, const char *what, char *err
     const char *msg = r->body.data ? r->body.data : "";
     cJSON *j = cJSON_Parse(msg);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    int rc = bg_fail(err, BG_EENGINE, "%s: engine answered %ld: %.180s", what, r->status,
+    /* The engine is there; it said no. Not the same as unreachable. */
+    int rc = bg_fail(err, BG_EREFUSED, "%s: engine answered %ld: %.180s", what, r->status,
                      cJSON_IsString(m) ? m->valuestring : msg);
     cJSON_Delete(j);
     return rc;

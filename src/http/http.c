@@ -11,6 +11,7 @@
 #include "../common/buf.h"
 #include "../common/log.h"
 #include "../core/api.h"
+#include "../core/metrics.h"
 
 #define CONNECTION_TIMEOUT_S 30
 #define THREADS 2
@@ -68,7 +69,8 @@ static enum MHD_Result send_response(struct conn *c, struct api_response *r)
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type",
+                            r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", c->request_id);
     if (r->retry_after) {
         char v[16];
@@ -87,6 +89,7 @@ static enum MHD_Result send_response(struct conn *c, struct api_response *r)
         line = nl + 1;
     }
     enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)r->status, resp);
+    metrics_request(c->req.path, r->status);
     MHD_destroy_response(resp);
     log_info("[%s] %d", c->request_id, r->status);
     return ret;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common/log.h"
+#include "run.h"
 
 int reaper_sweep(struct docker *d, const struct instance *self, int own, int *removed,
                  char err[BG_ERRLEN])
@@ -11,7 +12,7 @@ int reaper_sweep(struct docker *d, const struct instance *self, int own, int *re
     struct docker_container *items = NULL;
     size_t n = 0;
     char filter[256], why[BG_ERRLEN];
-    *removed = 0;
+    *removed = run_graveyard_sweep(d);
     snprintf(filter, sizeof filter, "%s=%s", LABEL_HOST, self->host);
     int rc = docker_list(d, filter, LABEL_INSTANCE, &items, &n, err);
     if (rc < 0)

@@ -1,6 +1,7 @@
 #include "run.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,50 @@
 #define DIAG_CAP 4096
 
 static atomic_ulong run_seq;
+static atomic_ulong n_created, n_removed, n_engine_errors;
+
+#define GRAVEYARD_MAX 4096
+static pthread_mutex_t graveyard_lock = PTHREAD_MUTEX_INITIALIZER;
+static char (*graveyard)[65];
+static size_t graveyard_n;
+
+void run_graveyard_add(const char *id)
+{
+    pthread_mutex_lock(&graveyard_lock);
+    if (!graveyard)
+        graveyard = calloc(GRAVEYARD_MAX, sizeof *graveyard);
+    if (graveyard && graveyard_n < GRAVEYARD_MAX)
+        snprintf(graveyard[graveyard_n++], 65, "%s", id);
+    pthread_mutex_unlock(&graveyard_lock);
+}
+
+int run_graveyard_sweep(struct docker *d)
+{
+    char err[BG_ERRLEN];
+    int removed = 0;
+    pthread_mutex_lock(&graveyard_lock);
+    for (size_t i = 0; i < graveyard_n;) {
+        if (docker_remove(d, graveyard[i], err) == 0) {
+            memcpy(graveyard[i], graveyard[--graveyard_n], 65);
+            atomic_fetch_add(&n_removed, 1);
+            removed++;
+        } else
+            i++;
+    }
+    if (graveyard_n == 0) {
+        free(graveyard);
+        graveyard = NULL;
+    }
+    pthread_mutex_unlock(&graveyard_lock);
+    return removed;
+}
+
+void run_counters(struct run_counters *out)
+{
+    out->created = atomic_load(&n_created);
+    out->removed = atomic_load(&n_removed);
+    out->engine_errors = atomic_load(&n_engine_errors);
+}
 
 const char *run_status_name(enum run_status s)
 {
@@ -549,12 +594,15 @@ int run_execute(struct docker *d, const struct run_context *ctx, const struct ru
     }
     if (rc < 0)
         goto out;
+    atomic_fetch_add(&n_created, 1);
     log_debug("run %.12s: created at %ld ms", id, now_ms() - started);
     rc = talk(d, id, spec, res, started);
 out:
     free(body);
-    if (rc == BG_EENGINE)
+    if (rc == BG_EENGINE) {
         res->engine_down = 1;
+        atomic_fetch_add(&n_engine_errors, 1);
+    }
     res->duration_ms = now_ms() - started;
     res->status = rc < 0 || res->message[0] ? RUN_INTERNAL_ERROR
                                                  : judge(res, spec->limits.artifact_bytes > 0);
@@ -565,8 +613,12 @@ out:
         done(arg);
     /* Every path removes the container, started or not (defect 7); it is
      * off the request's path, but before this worker takes another job. */
-    if (id[0] && docker_remove(d, id, err) < 0)
+    if (id[0] && docker_remove(d, id, err) < 0) {
+        atomic_fetch_add(&n_engine_errors, 1);
         log_error("cannot remove container %.12s: %s (the reaper will retry)", id, err);
+        run_graveyard_add(id);
+    } else if (id[0])
+        atomic_fetch_add(&n_removed, 1);
     log_debug("run %.12s: removed at %ld ms", id, now_ms() - started);
     return rc;
 }

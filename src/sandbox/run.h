@@ -96,6 +96,21 @@ struct run_context {
     const char *name_prefix;       /* container names: prefix + sequence */
 };
 
+/*
+ * Containers whose removal failed (the engine was away): kept here and
+ * retried by the reaper, because the reaper leaves a live instance's own
+ * containers alone.
+ */
+void run_graveyard_add(const char *id);
+/* Retry removing them through d; returns how many went. */
+int run_graveyard_sweep(struct docker *d);
+
+/* Process-wide counts, for metrics. */
+struct run_counters {
+    unsigned long created, removed, engine_errors;
+};
+void run_counters(struct run_counters *out);
+
 const char *run_status_name(enum run_status s);
 void run_result_init(struct run_result *r);
 void run_result_free(struct run_result *r);

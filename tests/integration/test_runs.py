@@ -168,6 +168,19 @@ class RunTest(ServerTest):
             {"lang": "c", "script": "int main(void){return 5;}"})
         self.assertEqual((body[0]["status"], body[0]["exit_code"]), ("runtime_error", 5))
 
+    def test_metrics(self):
+        self.run_py("print(1)")
+        status, headers, data = self.server.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        text = data.decode()
+        self.assertIn('bg_runs_total{language="python",status="ok"}', text)
+        self.assertIn('bg_requests_total{route="/compile",status="200"}', text)
+        for name in ("bg_run_duration_seconds_bucket", "bg_queue_wait_seconds_count",
+                     "bg_queue_depth", "bg_workers_busy", "bg_containers_created_total",
+                     "bg_containers_removed_total", "bg_engine_errors_total"):
+            self.assertIn(name, text)
+
     def test_no_container_left(self):
         self.run_py("print(1)", count=2)
         wait_no_containers(self)

@@ -276,8 +276,9 @@ static void test_create_engine_error(void **state)
     (void)state;
     char err[BG_ERRLEN] = "", id[65] = "";
     engine_api("1.41");
+    /* The engine answered: refused, not unreachable (a 503 would mislead). */
     answer(409, "{\"message\":\"Conflict. The container name \\\"/n\\\" is already in use\"}");
-    assert_int_equal(docker_create(dk, "n", "{}", id, err), BG_EENGINE);
+    assert_int_equal(docker_create(dk, "n", "{}", id, err), BG_EREFUSED);
     assert_non_null(strstr(err, "The container name \"/n\" is already in use"));
     assert_non_null(strstr(err, "409"));
 }
@@ -319,7 +320,7 @@ static void test_remove_error(void **state)
     char err[BG_ERRLEN] = "";
     engine_api("1.41");
     answer(409, "{\"message\":\"removal of container 4f2a9c is already in progress\"}");
-    assert_int_equal(docker_remove(dk, "4f2a9c", err), BG_EENGINE);
+    assert_int_equal(docker_remove(dk, "4f2a9c", err), BG_EREFUSED);
     assert_non_null(strstr(err, "removal of container 4f2a9c is already in progress"));
 }
 
@@ -394,7 +395,7 @@ static void test_list_empty_and_error(void **state)
     assert_int_equal(n, 0);
     docker_list_free(items, n);
     items = NULL;
-    assert_int_equal(docker_list(dk, "bg-compiler", "bg-compiler", &items, &n, err), BG_EENGINE);
+    assert_int_equal(docker_list(dk, "bg-compiler", "bg-compiler", &items, &n, err), BG_EREFUSED);
     assert_null(items);
     assert_int_equal(n, 0);
     assert_non_null(strstr(err, "disk on fire"));
