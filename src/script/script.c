@@ -454,6 +454,17 @@ static int config_images(lua_State *L, struct config *cfg, char *err)
     return 0;
 }
 
+/* Whether a settings name (max_count or max-count) is one of the flags. */
+static int is_flag_name(const char *key)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s", key);
+    for (char *p = name; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    return config_known(name, NULL);
+}
+
 /* plugins = {"auth", "ratelimit"}: the same as --plugins auth,ratelimit. */
 static int config_plugins(lua_State *L, struct config *cfg, char *err)
 {
@@ -529,7 +540,7 @@ int script_load_config(const char *path, struct config *cfg, char err[BG_ERRLEN]
                 rc = config_images(L, cfg, msg);
             else if (strcmp(key, "plugins") == 0)
                 rc = config_plugins(L, cfg, msg);
-            else if (lua_istable(L, -1))
+            else if (lua_istable(L, -1) && !is_flag_name(key))
                 rc = config_plugin_settings(L, cfg, key, msg);
             else
                 rc = config_value(L, cfg, key, msg);

@@ -411,10 +411,10 @@ static void test_engine_error_quoted(void **state)
     engine_api("1.41");
     answer(500, "{\"message\":\"OCI runtime create failed: runsc not found\"}");
     answer(500, "plain text, not JSON");
-    assert_int_equal(docker_start(dk, "abc", err), BG_EENGINE);
+    assert_int_equal(docker_start(dk, "abc", err), BG_EREFUSED);
     assert_non_null(strstr(err, "OCI runtime create failed: runsc not found"));
     assert_non_null(strstr(err, "500"));
-    assert_int_equal(docker_start(dk, "abc", err), BG_EENGINE);
+    assert_int_equal(docker_start(dk, "abc", err), BG_EREFUSED);
     assert_non_null(strstr(err, "plain text, not JSON"));
 }
 
