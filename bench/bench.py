@@ -460,21 +460,30 @@ def service_run(conn, body, expect_stdout):
 # --------------------------------------------------------------------------
 # phases
 
-def sequential(label, n, warmup, fn, stop):
-    """fn() -> seconds (or (seconds, extra)); runs warmup + n times in a row."""
-    samples, extras = [], []
+def paired(n, warmup, fa, fb, stop):
+    """Run fa (the floor) and fb (the service) alternately, A B, B A, A B ..., so that
+    both see the same machine: on a shared, noisy machine, figures taken minutes apart
+    are not comparable. Each returns (seconds, extra). The first `warmup` pairs are not
+    counted. Returns (a_samples, a_extras, b_samples, b_extras)."""
+    a_s, a_x, b_s, b_x = [], [], [], []
     for i in range(warmup + n):
-        if stop.is_set():
-            raise Interrupted()
-        r = fn()
-        if isinstance(r, tuple):
-            r, extra = r
-        else:
-            extra = None
-        if i >= warmup:
-            samples.append(r)
-            extras.append(extra)
-    return samples, extras
+        order = [(fa, a_s, a_x), (fb, b_s, b_x)]
+        if i % 2:
+            order.reverse()
+        for fn, samples, extras in order:
+            if stop.is_set():
+                raise Interrupted()
+            t, extra = fn()
+            if i >= warmup:
+                samples.append(t)
+                extras.append(extra)
+    return a_s, a_x, b_s, b_x
+
+
+def pair_ratio(a_s, b_s):
+    """The median of the per-pair ratios service/floor (robust to drifts in load)."""
+    r = sorted(b / a for a, b in zip(a_s, b_s) if a > 0)
+    return round(percentile(r, 50), 3) if r else None
 
 
 def throughput(make_client, do_run, close_client, concurrency, duration, stop):
@@ -703,63 +712,11 @@ def main(argv):
     engines = []
     exit_code = 0
     try:
-        # ---------------------------------------------------------------- floor
-        say("\n== floor: Engine API, one container per run (create, start, wait, logs, "
-            "delete), keep-alive unix socket")
         eng = Engine(sock, api, run_id, registry)
         engines.append(eng)
-        py_cmd = ["python3", "-c", PY_SCRIPT]
-        steps = {k: [] for k in ("create", "start", "wait", "logs", "delete")}
-        s, _ = sequential("floor py", a.runs, a.warmup,
-                          lambda: eng.run(PY_IMAGE, py_cmd, "1\n", steps=steps), stop)
-        # the step lists also hold the warm-up runs: drop them
-        steps = {k: stats(v[a.warmup:]) for k, v in steps.items()}
-        for v in steps.values():
-            v.pop("samples_ms", None)
-        fl = stats(s)
-        fl["steps"] = steps
-        fl["connects"] = eng.conn.connects
-        result["floor"]["python_seq"] = fl
-        say("floor python print(1) seq   median %.0f ms  p95 %.0f  p99 %.0f  (n=%d)"
-            % (fl["median_ms"], fl["p95_ms"], fl["p99_ms"], fl["n"]))
-        say("  steps (median ms): " + ", ".join(
-            "%s %.1f" % (k, v["median_ms"]) for k, v in steps.items()))
 
-        s, _ = sequential("floor big", a.big_runs, 1,
-                          lambda: eng.run(PY_IMAGE, ["python3", "-c", BIG_SCRIPT], BIG_EXPECT),
-                          stop)
-        fb = stats(s)
-        result["floor"]["python_1mb"] = fb
-        say("floor python 1 MB output    median %.0f ms  p95 %.0f  (n=%d)"
-            % (fb["median_ms"], fb["p95_ms"], fb["n"]))
-
-        if not a.no_c:
-            c_cmd = ["sh", "-c", 'printf "%s" "$SRC" > /tmp/m.c && '
-                     'gcc -O2 -std=c17 -o /tmp/m /tmp/m.c -lm && /tmp/m']
-            s, _ = sequential("floor c", a.runs, a.warmup,
-                              lambda: eng.run(C_IMAGE, c_cmd, "1\n", env=["SRC=" + C_SCRIPT]),
-                              stop)
-            fc = stats(s)
-            result["floor"]["c_seq_one_container"] = fc
-            say("floor C compile+run (one container) seq median %.0f ms  p95 %.0f  p99 %.0f"
-                % (fc["median_ms"], fc["p95_ms"], fc["p99_ms"]))
-        say("floor connections opened: %d (keep-alive)" % eng.conn.connects)
-
-        result["floor"]["throughput"] = {}
-        for c in a.concurrency:
-            result["load"]["floor_tp_%d" % c] = loadavg()
-            tp = throughput(lambda: Engine(sock, api, run_id, registry),
-                            lambda e: e.run(PY_IMAGE, py_cmd, "1\n"),
-                            lambda e: e.close(), c, a.duration, stop)
-            result["floor"]["throughput"][str(c)] = tp
-            say("floor throughput %2d clients  %.2f runs/s  (%d runs in %.1f s, %d errors, "
-                "latency median %.0f ms)" % (c, tp["runs_per_s"], tp["runs"], tp["duration_s"],
-                                             tp["errors"], tp["latency"].get("median_ms", 0)))
-            for e in tp["error_samples"]:
-                say("  error: " + e)
-
-        # -------------------------------------------------------------- service
-        say("\n== service over HTTP")
+        # ----------------------------------------------------------- the service
+        say("\n== the service")
         service.start()
         result["service"]["url"] = service.url
         result["service"]["command"] = getattr(service, "cmd", None)
@@ -788,76 +745,135 @@ def main(argv):
         if out_kb is not None and out_kb * 1024 < BIG:
             say("warning: the python output cap (%s KB) is under 1 MB: the 1 MB figure will "
                 "fail (the language profile's own limit wins if lower)" % out_kb)
-
         conn = service.client()
+        ratios = result["ratios"]
+
+        # ---------------------------------------------------- sequential latency
+        say("\n== sequential latency: floor (Engine API: create, start, wait, logs, delete; "
+            "one keep-alive unix socket) and service (POST /compile, one keep-alive "
+            "connection), runs interleaved, %d each after %d warm-up pairs"
+            % (a.runs, a.warmup))
+        py_cmd = ["python3", "-c", PY_SCRIPT]
         py_body = {"lang": "python", "script": PY_SCRIPT}
-        s, ex = sequential("svc py", a.runs, a.warmup,
-                           lambda: service_run(conn, py_body, "1\n"), stop)
-        sp = stats(s)
-        sp["server_duration"] = stats([r["duration_ms"] / 1000.0 for r in ex])
+        steps = {k: [] for k in ("create", "start", "wait", "logs", "delete")}
+        result["load"]["python_seq"] = loadavg()
+        fs, _, ss, sx = paired(
+            a.runs, a.warmup,
+            lambda: (eng.run(PY_IMAGE, py_cmd, "1\n", steps=steps), None),
+            lambda: service_run(conn, py_body, "1\n"), stop)
+        # the step lists also hold the warm-up runs: drop them
+        steps = {k: stats(v[a.warmup:]) for k, v in steps.items()}
+        for v in steps.values():
+            v.pop("samples_ms", None)
+        fl = stats(fs)
+        fl["steps"] = steps
+        result["floor"]["python_seq"] = fl
+        sp = stats(ss)
+        sp["server_duration"] = stats([r["duration_ms"] / 1000.0 for r in sx])
         sp["server_duration"].pop("samples_ms", None)
         result["service"]["python_seq"] = sp
-        fm = result["floor"]["python_seq"]["median_ms"]
-        ratios = result["ratios"]
         for q in ("median", "p95", "p99"):
-            ratios["python_seq_" + q] = round(sp[q + "_ms"] / result["floor"]["python_seq"]
-                                              [q + "_ms"], 3)
+            ratios["python_seq_" + q] = round(sp[q + "_ms"] / fl[q + "_ms"], 3)
+        ratios["python_seq_paired"] = pair_ratio(fs, ss)
+        say("floor python print(1) seq median %.0f ms, p95 %.0f ms, p99 %.0f ms (n=%d)"
+            % (fl["median_ms"], fl["p95_ms"], fl["p99_ms"], fl["n"]))
+        say("  floor steps (median ms): " + ", ".join(
+            "%s %.1f" % (k, v["median_ms"]) for k, v in steps.items()))
         say("service python seq median %.0f ms%s; p95 %.0f ms%s; p99 %.0f ms%s"
-            % (sp["median_ms"], fmt_ratio(sp["median_ms"], fm),
-               sp["p95_ms"], fmt_ratio(sp["p95_ms"], result["floor"]["python_seq"]["p95_ms"]),
-               sp["p99_ms"], fmt_ratio(sp["p99_ms"], result["floor"]["python_seq"]["p99_ms"])))
-        say("  server-reported duration_ms median %.0f (container create to result)"
-            % sp["server_duration"]["median_ms"])
+            % (sp["median_ms"], fmt_ratio(sp["median_ms"], fl["median_ms"]),
+               sp["p95_ms"], fmt_ratio(sp["p95_ms"], fl["p95_ms"]),
+               sp["p99_ms"], fmt_ratio(sp["p99_ms"], fl["p99_ms"])))
+        say("  median of the per-pair ratios %.2fx; server-reported duration_ms median %.0f "
+            "(container create to result)"
+            % (ratios["python_seq_paired"], sp["server_duration"]["median_ms"]))
 
         if not a.no_c:
+            c_cmd = ["sh", "-c", 'printf "%s" "$SRC" > /tmp/m.c && '
+                     'gcc -O2 -std=c17 -o /tmp/m /tmp/m.c -lm && /tmp/m']
             c_body = {"lang": "c", "script": C_SCRIPT}
-            s, ex = sequential("svc c", a.runs, a.warmup,
-                               lambda: service_run(conn, c_body, "1\n"), stop)
-            sc = stats(s)
-            sc["server_duration_run"] = stats([r["duration_ms"] / 1000.0 for r in ex])
+            result["load"]["c_seq"] = loadavg()
+            fs, _, ss, sx = paired(
+                a.runs, a.warmup,
+                lambda: (eng.run(C_IMAGE, c_cmd, "1\n", env=["SRC=" + C_SCRIPT]), None),
+                lambda: service_run(conn, c_body, "1\n"), stop)
+            fc = stats(fs)
+            result["floor"]["c_seq_one_container"] = fc
+            sc = stats(ss)
+            sc["server_duration_run"] = stats([r["duration_ms"] / 1000.0 for r in sx])
             sc["server_duration_compile"] = stats(
-                [(r.get("compile") or {}).get("duration_ms", 0) / 1000.0 for r in ex])
+                [(r.get("compile") or {}).get("duration_ms", 0) / 1000.0 for r in sx])
             sc["server_duration_run"].pop("samples_ms", None)
             sc["server_duration_compile"].pop("samples_ms", None)
             result["service"]["c_seq"] = sc
-            fc = result["floor"]["c_seq_one_container"]["median_ms"]
-            ratios["c_seq_median"] = round(sc["median_ms"] / fm, 3)
-            ratios["c_seq_median_vs_c_floor"] = round(sc["median_ms"] / fc, 3)
-            say("service C compile+run seq median %.0f ms%s (python floor); %.2fx the C "
-                "one-container floor; p95 %.0f ms; p99 %.0f ms"
-                % (sc["median_ms"], fmt_ratio(sc["median_ms"], fm), sc["median_ms"] / fc,
-                   sc["p95_ms"], sc["p99_ms"]))
-            say("  server-reported compile %.0f ms + run %.0f ms (medians)"
-                % (sc["server_duration_compile"]["median_ms"],
+            for q in ("median", "p95", "p99"):
+                ratios["c_seq_%s" % q] = round(sc[q + "_ms"] / fl[q + "_ms"], 3)
+                ratios["c_seq_%s_vs_c_floor" % q] = round(sc[q + "_ms"] / fc[q + "_ms"], 3)
+            ratios["c_seq_paired_vs_c_floor"] = pair_ratio(fs, ss)
+            say("floor C compile+run, one container (sh -c 'gcc ... && ./m') seq median %.0f ms, "
+                "p95 %.0f ms, p99 %.0f ms" % (fc["median_ms"], fc["p95_ms"], fc["p99_ms"]))
+            say("service C compile+run seq median %.0f ms%s; p95 %.0f ms%s; p99 %.0f ms%s"
+                % (sc["median_ms"], fmt_ratio(sc["median_ms"], fl["median_ms"]),
+                   sc["p95_ms"], fmt_ratio(sc["p95_ms"], fl["p95_ms"]),
+                   sc["p99_ms"], fmt_ratio(sc["p99_ms"], fl["p99_ms"])))
+            say("  = %.2fx the C one-container floor (per-pair %.2fx); server-reported "
+                "compile %.0f ms + run %.0f ms (medians)"
+                % (sc["median_ms"] / fc["median_ms"], ratios["c_seq_paired_vs_c_floor"],
+                   sc["server_duration_compile"]["median_ms"],
                    sc["server_duration_run"]["median_ms"]))
 
         big_body = {"lang": "python", "script": BIG_SCRIPT}
-        s, ex = sequential("svc big", a.big_runs, 1,
-                           lambda: service_run(conn, big_body, BIG_EXPECT), stop)
-        sb = stats(s)
+        result["load"]["python_1mb"] = loadavg()
+        fs, _, ss, _ = paired(
+            a.big_runs, 1,
+            lambda: (eng.run(PY_IMAGE, ["python3", "-c", BIG_SCRIPT], BIG_EXPECT), None),
+            lambda: service_run(conn, big_body, BIG_EXPECT), stop)
+        fb = stats(fs)
+        result["floor"]["python_1mb"] = fb
+        sb = stats(ss)
         sb["stdout_bytes"] = len(BIG_EXPECT)
         result["service"]["python_1mb"] = sb
         ratios["python_1mb_median"] = round(sb["median_ms"] / fb["median_ms"], 3)
-        say("service python 1 MB output median %.0f ms%s; p95 %.0f ms (stdout checked: %d bytes)"
+        ratios["python_1mb_paired"] = pair_ratio(fs, ss)
+        say("floor python 1 MB output median %.0f ms, p95 %.0f ms (n=%d)"
+            % (fb["median_ms"], fb["p95_ms"], fb["n"]))
+        say("service python 1 MB output median %.0f ms%s; p95 %.0f ms%s "
+            "(stdout checked: %d bytes)"
             % (sb["median_ms"], fmt_ratio(sb["median_ms"], fb["median_ms"]), sb["p95_ms"],
-               len(BIG_EXPECT)))
+               fmt_ratio(sb["p95_ms"], fb["p95_ms"]), len(BIG_EXPECT)))
+        result["floor"]["connects_sequential"] = eng.conn.connects
         result["service"]["connects_sequential"] = conn.connects
+        say("connections opened for all sequential runs: floor %d, service %d (keep-alive)"
+            % (eng.conn.connects, conn.connects))
         conn.close()
 
+        # ------------------------------------------------------------ throughput
+        say("\n== throughput, python print(1): at each concurrency the floor, then the "
+            "service, %g s each; every client its own keep-alive connection" % a.duration)
+        result["floor"]["throughput"] = {}
         result["service"]["throughput"] = {}
         for c in a.concurrency:
-            result["load"]["service_tp_%d" % c] = loadavg()
+            result["load"]["throughput_%d" % c] = loadavg()
+            tp = throughput(lambda: Engine(sock, api, run_id, registry),
+                            lambda e: e.run(PY_IMAGE, py_cmd, "1\n"),
+                            lambda e: e.close(), c, a.duration, stop)
+            result["floor"]["throughput"][str(c)] = tp
+            say("floor   %2d clients  %.2f runs/s  (%d runs in %.1f s, %d errors, latency "
+                "median %.0f ms)" % (c, tp["runs_per_s"], tp["runs"], tp["duration_s"],
+                                     tp["errors"], tp["latency"].get("median_ms", 0)))
+            for e in tp["error_samples"]:
+                say("  error: " + e)
+            floor_rate = tp["runs_per_s"]
             tp = throughput(service.client,
                             lambda cl: service_run(cl, py_body, "1\n"),
                             lambda cl: cl.close(), c, a.duration, stop)
             result["service"]["throughput"][str(c)] = tp
-            floor_rate = result["floor"]["throughput"][str(c)]["runs_per_s"]
             ratios["throughput_%d" % c] = round(tp["runs_per_s"] / floor_rate, 3) \
                 if floor_rate else None
-            say("service throughput %2d clients  %.2f runs/s = %.2fx floor (%.2f runs/s)  "
-                "(%d runs, %d errors, latency median %.0f ms)"
+            say("service %2d clients  %.2f runs/s = %.2fx floor (%.2f runs/s)  (%d runs in "
+                "%.1f s, %d errors, latency median %.0f ms)"
                 % (c, tp["runs_per_s"], tp["runs_per_s"] / floor_rate if floor_rate else 0,
-                   floor_rate, tp["runs"], tp["errors"], tp["latency"].get("median_ms", 0)))
+                   floor_rate, tp["runs"], tp["duration_s"], tp["errors"],
+                   tp["latency"].get("median_ms", 0)))
             for e in tp["error_samples"]:
                 say("  error: " + e)
 

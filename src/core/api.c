@@ -201,7 +201,7 @@ static void route_metrics(struct service *s, struct api_response *resp)
 {
     struct buf b = BUF_INIT;
     metrics_render(&b, (long)s->queue->ops->depth(s->queue->self), atomic_load(&s->busy),
-                   s->cfg.workers);
+                   s->cfg.workers, pool_ready(s->pool));
     resp->status = 200;
     resp->body = buf_steal(&b);
     resp->content_type = "text/plain; version=0.0.4";

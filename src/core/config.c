@@ -37,6 +37,7 @@ static const struct flag flags[] = {
     F_LONG("max-count", max_count, 1, 1000, "largest count per request (default 10)"),
     F_LONG("max-body", max_body_kb, 1, 1 << 20, "largest request body in KB (default 1024)"),
     F_LONG("grace", grace_s, 0, 3600, "seconds SIGTERM waits for runs in flight (default 10)"),
+    F_LONG("pool", pool, 0, 256, "containers kept started ahead of demand, in all (default 8)"),
     F_STR("config", config_file, "Lua settings file (default lua/config.lua when present)"),
     F_STR("log-level", log_level, "debug, info, warn or error (default info)"),
     F_STR("plugins", plugins, "policy plugins to enable, in order (e.g. auth,ratelimit)"),
@@ -76,6 +77,7 @@ void config_defaults(struct config *c)
     c->max_count = 10;
     c->max_body_kb = 1024;
     c->grace_s = 10;
+    c->pool = 8;
     c->host = strdup("127.0.0.1");
     c->languages = strdup("lua/languages.lua");
     c->docker_host = dup_or_null(getenv("DOCKER_HOST"));

@@ -22,6 +22,7 @@ struct config {
     long max_count;
     long max_body_kb;
     long grace_s;
+    long pool;
     int gvisor;
     char *host;
     char *runtime;

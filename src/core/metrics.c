@@ -104,7 +104,8 @@ static void gauge(struct buf *out, const char *name, const char *help, const cha
     buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %ld\n", name, help, name, type, name, v);
 }
 
-int metrics_render(struct buf *out, long queue_depth, long busy_workers, long workers)
+int metrics_render(struct buf *out, long queue_depth, long busy_workers, long workers,
+                   long pool_ready)
 {
     struct run_counters rc;
     run_counters(&rc);
@@ -119,6 +120,8 @@ int metrics_render(struct buf *out, long queue_depth, long busy_workers, long wo
     gauge(out, "bg_queue_depth", "Jobs waiting for a worker.", "gauge", queue_depth);
     gauge(out, "bg_workers_busy", "Workers running a job.", "gauge", busy_workers);
     gauge(out, "bg_workers", "Worker threads.", "gauge", workers);
+    gauge(out, "bg_pool_ready", "Containers started ahead, waiting for a job.", "gauge",
+          pool_ready);
     gauge(out, "bg_containers_created_total", "Run containers created.", "counter",
           (long)rc.created);
     gauge(out, "bg_containers_removed_total", "Run containers removed.", "counter",

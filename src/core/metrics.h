@@ -14,6 +14,7 @@
 void metrics_request(const char *path, int status);
 void metrics_run(const char *language, const char *status, long duration_ms, long wait_ms);
 /* Append the exposition text. */
-int metrics_render(struct buf *out, long queue_depth, long busy_workers, long workers);
+int metrics_render(struct buf *out, long queue_depth, long busy_workers, long workers,
+                   long pool_ready);
 
 #endif

@@ -263,8 +263,11 @@ static void run_one(struct service *s, struct docker *d, struct job *j)
         job_finished(&f);
         return;
     }
+    const struct run_spec *spec = batch_job_spec(j);
+    struct run_container warm;
+    int have = pool_take(s->pool, spec, &warm);
     atomic_fetch_add(&s->busy, 1);
-    run_execute(d, &s->run_ctx, batch_job_spec(j), res, job_finished, &f);
+    run_execute(d, &s->run_ctx, spec, res, job_finished, &f, have ? &warm : NULL);
     atomic_fetch_sub(&s->busy, 1);
 }
 
@@ -329,6 +332,9 @@ int service_start(struct service *s, char err[BG_ERRLEN])
     } else {
         log_warn("docker engine not reachable yet: %s (runs fail until it is)", why);
     }
+    s->pool = pool_new(s->cfg.docker_host, &s->run_ctx, s->cfg.pool);
+    if (!s->pool)
+        return bg_fail(err, BG_ENOMEM, "out of memory");
     s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
     if (!s->workers)
         return bg_fail(err, BG_ENOMEM, "out of memory");
@@ -395,6 +401,9 @@ void service_stop(struct service *s)
     }
     for (size_t i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
+    /* Nothing of the pool outlives the service. */
+    pool_free(s->pool);
+    s->pool = NULL;
     /* Runs a compile queued during the drain have no worker left. */
     while ((j = s->queue->ops->try_pop(s->queue->self)) != NULL)
         batch_job_fail(j, "the service is shutting down");

@@ -22,6 +22,7 @@
 #include "../docker/docker.h"
 #include "../script/plugins.h"
 #include "../sandbox/instance.h"
+#include "../sandbox/pool.h"
 #include "../sandbox/run.h"
 #include "config.h"
 #include "profile.h"
@@ -54,6 +55,7 @@ struct service {
         long at; /* monotonic seconds */
     } pull_failures[16]; /* under control_lock */
 
+    struct pool *pool; /* ready containers; NULL until started */
     pthread_t reaper;
     int reaper_started;
     pthread_mutex_t stop_lock;

@@ -145,11 +145,14 @@ static void add_ulimit(cJSON *arr, const char *name, long value)
     cJSON_AddItemToArray(arr, u);
 }
 
-static cJSON *host_config(const struct run_context *ctx, const struct run_spec *spec)
+const struct run_limits *run_container_limits(const struct run_spec *spec)
 {
     /* A compile-only container has the compile's own limits. */
-    const struct run_limits *l =
-        spec->limits.artifact_bytes > 0 ? &spec->compile_limits : &spec->limits;
+    return spec->limits.artifact_bytes > 0 ? &spec->compile_limits : &spec->limits;
+}
+
+static cJSON *host_config(const struct run_context *ctx, const struct run_limits *l)
+{
     char tmpfs[128];
     cJSON *hc = cJSON_CreateObject();
     /* No network at all: the program can reach neither us, nor the engine,
@@ -208,12 +211,13 @@ static cJSON *host_config(const struct run_context *ctx, const struct run_spec *
     return hc;
 }
 
-char *run_create_body(const struct run_context *ctx, const struct run_spec *spec)
+static char *create_body(const struct run_context *ctx, const char *image,
+                         const struct run_limits *limits)
 {
     cJSON *c = cJSON_CreateObject();
     if (!c)
         return NULL;
-    cJSON_AddStringToObject(c, "Image", spec->image);
+    cJSON_AddStringToObject(c, "Image", image);
     cJSON *ep = cJSON_AddArrayToObject(c, "Entrypoint");
     cJSON_AddItemToArray(ep, cJSON_CreateString("/bg/bg-supervisor"));
     cJSON_AddStringToObject(c, "User", "0:0");
@@ -238,10 +242,15 @@ char *run_create_body(const struct run_context *ctx, const struct run_spec *spec
         snprintf(key, sizeof key, "%.*s", (int)(eq - *l), *l);
         cJSON_AddStringToObject(labels, key, eq + 1);
     }
-    cJSON_AddItemToObject(c, "HostConfig", host_config(ctx, spec));
+    cJSON_AddItemToObject(c, "HostConfig", host_config(ctx, limits));
     char *s = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);
     return s;
+}
+
+char *run_create_body(const struct run_context *ctx, const struct run_spec *spec)
+{
+    return create_body(ctx, spec->image, run_container_limits(spec));
 }
 
 /* ---- supervisor input ---- */
@@ -458,12 +467,14 @@ struct pump {
     struct run_reader *reader;
     struct buf diag; /* the supervisor's own stderr, for the log */
     int broken;
+    size_t received; /* bytes of the supervisor's stdout */
 };
 
 static int on_stream(void *arg, int stream, const uint8_t *data, size_t len)
 {
     struct pump *p = arg;
     if (stream == FRAME_STDOUT) {
+        p->received += len;
         if (run_reader_feed(p->reader, data, len) < 0)
             p->broken = 1;
         return 0;
@@ -513,12 +524,12 @@ static enum run_status judge(const struct run_result *r, int compile_only)
     return RUN_OK;
 }
 
-static int talk(struct docker *d, const char *id, const struct run_spec *spec,
-                struct run_result *res, long started)
+/* Send the job and read the answer on an attached, started container. */
+static int talk(struct docker *d, const struct run_container *c, const struct run_spec *spec,
+                struct run_result *res, long started, size_t *received)
 {
-    struct dk_stream *s = NULL;
     struct buf input = BUF_INIT;
-    struct pump p = {NULL, BUF_INIT, 0};
+    struct pump p = {NULL, BUF_INIT, 0, 0};
     char err[BG_ERRLEN];
     int rc;
 
@@ -527,28 +538,18 @@ static int talk(struct docker *d, const char *id, const struct run_spec *spec,
         rc = bg_fail(res->message, BG_ENOMEM, "out of memory preparing the run");
         goto out;
     }
-    /* Attach before start: a fast program's output would otherwise be
-     * gone before we listen (the original's defect 6). */
-    rc = docker_attach(d, id, &s, res->message);
-    if (rc < 0)
-        goto out;
-    log_debug("run %.12s: attached at %ld ms", id, now_ms() - started);
-    rc = docker_start(d, id, res->message);
-    if (rc < 0)
-        goto out;
-    log_debug("run %.12s: started at %ld ms", id, now_ms() - started);
     long deadline = started + spec->limits.timeout_ms + spec->limits.compile_timeout_ms + SLACK_MS;
-    rc = d->t->ops->send(s, input.data, input.len, (int)(deadline - now_ms()));
+    rc = d->t->ops->send(c->stream, input.data, input.len, (int)(deadline - now_ms()));
     if (rc < 0) {
         bg_fail(res->message, rc, "sending the program to the sandbox failed: %s",
                 bg_strerror(rc));
         goto out;
     }
-    rc = pump_output(d, s, &p, deadline);
-    log_debug("run %.12s: result at %ld ms", id, now_ms() - started);
+    rc = pump_output(d, c->stream, &p, deadline);
+    log_debug("run %.12s: result at %ld ms", c->id, now_ms() - started);
     if (rc < 0 && !res->message[0]) {
         /* The supervisor died without a word: most likely out of memory. */
-        if (docker_oom_killed(d, id, err) == 1) {
+        if (docker_oom_killed(d, c->id, err) == 1) {
             res->run.present = 1;
             res->run.oom_killed = 1;
             res->run.signal = 9;
@@ -560,45 +561,88 @@ static int talk(struct docker *d, const char *id, const struct run_spec *spec,
     }
 out:
     if (p.diag.len)
-        log_warn("run %.12s: supervisor said: %.400s", id, p.diag.data);
-    if (s)
-        d->t->ops->close(s);
+        log_warn("run %.12s: supervisor said: %.400s", c->id, p.diag.data);
+    *received = p.received;
     run_reader_free(p.reader);
     buf_free(&input);
     buf_free(&p.diag);
     return rc;
 }
 
-int run_execute(struct docker *d, const struct run_context *ctx, const struct run_spec *spec,
-                struct run_result *res, run_done_fn done, void *arg)
+int run_container_open(struct docker *d, const struct run_context *ctx, const char *image,
+                       const struct run_limits *limits, struct run_container *out,
+                       char err[BG_ERRLEN])
 {
-    char id[65] = "";
     char name[128];
-    char err[BG_ERRLEN];
-    long started = now_ms();
-    char *body = run_create_body(ctx, spec);
+    char *body = create_body(ctx, image, limits);
     int rc;
+    memset(out, 0, sizeof *out);
+    if (!body)
+        return bg_fail(err, BG_ENOMEM, "out of memory building the container");
+    snprintf(name, sizeof name, "%s-%lu", ctx->name_prefix, atomic_fetch_add(&run_seq, 1) + 1);
+    rc = docker_create(d, name, body, out->id, err);
+    free(body);
+    if (rc == BG_ENOIMAGE)
+        return bg_fail(err, rc, "image %s is missing: build it with scripts/build-images", image);
+    if (rc < 0)
+        return rc;
+    atomic_fetch_add(&n_created, 1);
+    /* Attach before start: a fast program's output would otherwise be
+     * gone before we listen (the original's defect 6). The supervisor then
+     * waits for its job on stdin, so a container can be made ready ahead. */
+    rc = docker_attach(d, out->id, &out->stream, err);
+    if (rc == 0)
+        rc = docker_start(d, out->id, err);
+    return rc; /* on failure out->id is set: the caller discards it */
+}
+
+void run_container_discard(struct docker *d, struct run_container *c)
+{
+    char err[BG_ERRLEN];
+    if (c->stream)
+        d->t->ops->close(c->stream);
+    c->stream = NULL;
+    /* Every path removes the container, started or not (defect 7). */
+    if (c->id[0] && docker_remove(d, c->id, err) < 0) {
+        atomic_fetch_add(&n_engine_errors, 1);
+        log_error("cannot remove container %.12s: %s (the reaper will retry)", c->id, err);
+        run_graveyard_add(c->id);
+    } else if (c->id[0])
+        atomic_fetch_add(&n_removed, 1);
+    c->id[0] = '\0';
+}
+
+int run_execute(struct docker *d, const struct run_context *ctx, const struct run_spec *spec,
+                struct run_result *res, run_done_fn done, void *arg, struct run_container *warm)
+{
+    struct run_container c = {"", NULL};
+    long started = now_ms();
+    size_t received = 0;
+    int rc = -1;
 
     run_result_init(res);
-    if (!body) {
-        rc = bg_fail(res->message, BG_ENOMEM, "out of memory building the container");
-        goto out;
+    if (warm) {
+        c = *warm;
+        rc = talk(d, &c, spec, res, started, &received);
+        if (rc < 0 && received == 0) {
+            /* A ready container that died while it waited (the engine
+             * restarted, say): nothing ran, so run it cold instead. */
+            log_warn("run %.12s: the ready container was gone (%s); running cold", c.id,
+                     res->message);
+            run_container_discard(d, &c);
+            run_result_init(res);
+            warm = NULL;
+        }
     }
-    snprintf(name, sizeof name, "%s-%lu", ctx->name_prefix, atomic_fetch_add(&run_seq, 1) + 1);
-    rc = docker_create(d, name, body, id, res->message);
-    if (rc == BG_ENOIMAGE) {
-        res->image_missing = 1;
-        bg_fail(res->message, rc, "image %s is missing: build it with scripts/build-images",
-                spec->image);
-        goto out;
+    if (!warm) {
+        rc = run_container_open(d, ctx, spec->image, run_container_limits(spec), &c,
+                                res->message);
+        if (rc == BG_ENOIMAGE)
+            res->image_missing = 1;
+        log_debug("run %.12s: started at %ld ms", c.id, now_ms() - started);
+        if (rc == 0)
+            rc = talk(d, &c, spec, res, started, &received);
     }
-    if (rc < 0)
-        goto out;
-    atomic_fetch_add(&n_created, 1);
-    log_debug("run %.12s: created at %ld ms", id, now_ms() - started);
-    rc = talk(d, id, spec, res, started);
-out:
-    free(body);
     if (rc == BG_EENGINE) {
         res->engine_down = 1;
         atomic_fetch_add(&n_engine_errors, 1);
@@ -611,14 +655,9 @@ out:
     /* The answer goes out now; spec and res may be gone after this call. */
     if (done)
         done(arg);
-    /* Every path removes the container, started or not (defect 7); it is
-     * off the request's path, but before this worker takes another job. */
-    if (id[0] && docker_remove(d, id, err) < 0) {
-        atomic_fetch_add(&n_engine_errors, 1);
-        log_error("cannot remove container %.12s: %s (the reaper will retry)", id, err);
-        run_graveyard_add(id);
-    } else if (id[0])
-        atomic_fetch_add(&n_removed, 1);
-    log_debug("run %.12s: removed at %ld ms", id, now_ms() - started);
+    /* Removal is off the request's path, but before this worker takes its
+     * next job, so removals keep pace with runs. */
+    run_container_discard(d, &c);
+    log_debug("run: removed at %ld ms", now_ms() - started);
     return rc;
 }

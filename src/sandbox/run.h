@@ -118,14 +118,35 @@ void run_spec_free(struct run_spec *s);
 
 typedef void (*run_done_fn)(void *arg);
 
+/* A container made ready for one run: created, attached and started; its
+ * supervisor waits for the job on stdin. Used once, then discarded. */
+struct run_container {
+    char id[65];
+    struct dk_stream *stream;
+};
+
+/* The limits spec's container is created with (a compile-only job: the
+ * compile's limits). Containers with equal image and limits are alike. */
+const struct run_limits *run_container_limits(const struct run_spec *spec);
+
+/* Create, attach and start a container of image with limits. On failure
+ * out->id may be set: discard it. */
+int run_container_open(struct docker *d, const struct run_context *ctx, const char *image,
+                       const struct run_limits *limits, struct run_container *out,
+                       char err[BG_ERRLEN]);
+/* Close its stream and remove it (retried later if the engine is away). */
+void run_container_discard(struct docker *d, struct run_container *c);
+
 /*
- * Run spec in a new container through d. Always fills res (status
- * internal_error with a message when the service itself failed), then
- * calls done(arg) (which may free spec and res), then removes the
- * container, on every path. Returns 0, or a BG_E* code of the failure.
+ * Run spec through d, in `warm` (a ready container of spec's image and
+ * limits, taken from the pool) or, when warm is NULL or turns out dead, in
+ * a new one. Always fills res (status internal_error with a message when
+ * the service itself failed), then calls done(arg) (which may free spec
+ * and res), then removes the container, on every path. Returns 0, or a
+ * BG_E* code of the failure.
  */
 int run_execute(struct docker *d, const struct run_context *ctx, const struct run_spec *spec,
-                struct run_result *res, run_done_fn done, void *arg);
+                struct run_result *res, run_done_fn done, void *arg, struct run_container *warm);
 
 /* The create body for spec (exposed for unit tests). Caller frees. */
 char *run_create_body(const struct run_context *ctx, const struct run_spec *spec);
