@@ -149,5 +149,52 @@ class DrainTest(unittest.TestCase):
         wait_no_containers(self)
 
 
+
+class PoolTest(unittest.TestCase):
+    """The pool never reuses a container: under concurrency, no run sees a
+    file another run wrote, and no two runs share a container."""
+
+    def test_no_run_sees_another_runs_files(self):
+        require_images(PYTHON_IMAGE)
+        s = Server("--workers", "4", "--pool", "8")
+        code = ("import os\n"
+                "mine = os.urandom(16).hex()\n"
+                "seen = sorted(os.listdir('/work')) + sorted(os.listdir('/tmp'))\n"
+                "open('/work/' + mine, 'w').write('x')\n"
+                "open('/tmp/' + mine, 'w').write('x')\n"
+                "cg = open('/proc/self/cgroup').read()\n"
+                "print(mine, len(seen), seen, cg.splitlines()[-1].rsplit('/', 1)[-1])\n")
+        outputs = []
+        lock = threading.Lock()
+
+        def client():
+            for _ in range(8):
+                status, _, body = s.compile_json({"lang": "python", "script": code,
+                                                  "count": 2})
+                with lock:
+                    outputs.append((status, body))
+        try:
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            containers = set()
+            for status, body in outputs:
+                self.assertEqual(status, 200, body)
+                for r in body:
+                    self.assertEqual(r["status"], "ok", r)
+                    mine, n, *rest = r["stdout"].split(" ", 2)
+                    # Only the program's own main.py was there before it wrote.
+                    self.assertEqual(n, "1", r["stdout"])
+                    containers.add(r["stdout"].rsplit(" ", 1)[-1].strip())
+            self.assertEqual(len(containers), 64, "a container served two runs")
+            _, _, data = s.request("GET", "/metrics")
+            self.assertIn("bg_pool_ready", data.decode())
+        finally:
+            self.assertEqual(s.stop(), 0)
+        wait_no_containers(self)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
