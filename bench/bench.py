@@ -480,6 +480,20 @@ def paired(n, warmup, fa, fb, stop):
     return a_s, a_x, b_s, b_x
 
 
+def check_phase(name, tp, result):
+    """A throughput phase with errors is not a figure: stop when none succeeded, warn else."""
+    if not tp["errors"]:
+        return
+    first = tp["error_samples"][0] if tp["error_samples"] else "?"
+    if tp["runs"] == 0:
+        raise BenchError("%s: every run failed (%d errors), stopping; first: %s"
+                         % (name, tp["errors"], first))
+    note = "%s: %d runs failed (of %d): the figure is not reliable; first: %s" \
+        % (name, tp["errors"], tp["errors"] + tp["runs"], first)
+    result["notes"].append(note)
+    say("warning: " + note)
+
+
 def pair_ratio(a_s, b_s):
     """The median of the per-pair ratios service/floor (robust to drifts in load)."""
     r = sorted(b / a for a, b in zip(a_s, b_s) if a > 0)
@@ -860,8 +874,7 @@ def main(argv):
             say("floor   %2d clients  %.2f runs/s  (%d runs in %.1f s, %d errors, latency "
                 "median %.0f ms)" % (c, tp["runs_per_s"], tp["runs"], tp["duration_s"],
                                      tp["errors"], tp["latency"].get("median_ms", 0)))
-            for e in tp["error_samples"]:
-                say("  error: " + e)
+            check_phase("floor throughput at %d clients" % c, tp, result)
             floor_rate = tp["runs_per_s"]
             tp = throughput(service.client,
                             lambda cl: service_run(cl, py_body, "1\n"),
@@ -874,8 +887,7 @@ def main(argv):
                 % (c, tp["runs_per_s"], tp["runs_per_s"] / floor_rate if floor_rate else 0,
                    floor_rate, tp["runs"], tp["duration_s"], tp["errors"],
                    tp["latency"].get("median_ms", 0)))
-            for e in tp["error_samples"]:
-                say("  error: " + e)
+            check_phase("service throughput at %d clients" % c, tp, result)
 
     except (KeyboardInterrupt, Interrupted):
         stop.set()
