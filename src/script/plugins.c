@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "capalloc.h"
 #include "luajson.h"
 
 #define HOOK_STEP 1000
@@ -22,7 +23,7 @@
 /* One Lua state of the pool, with its budgets. */
 struct lstate {
     lua_State *L;
-    size_t mem_used;
+    struct cap_alloc mem;
     long budget;         /* instructions left in this call */
     struct timespec deadline;
     int exhausted;       /* the budget ran out: every catch rethrows */
@@ -47,24 +48,6 @@ struct plugin_host {
 /* ---- budgets ---- */
 
 static struct lstate *state_of(lua_State *L) { return *(struct lstate **)lua_getextraspace(L); }
-
-static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    struct lstate *st = ud;
-    if (!ptr)
-        osize = 0;
-    if (nsize == 0) {
-        st->mem_used -= osize;
-        free(ptr);
-        return NULL;
-    }
-    if (nsize > osize && st->mem_used + (nsize - osize) > PLUGIN_MEM_CAP)
-        return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p)
-        st->mem_used = st->mem_used - osize + nsize;
-    return p;
-}
 
 static int past(const struct timespec *t)
 {
@@ -512,14 +495,15 @@ static void state_close(struct lstate *st)
     if (st->L)
         lua_close(st->L);
     st->L = NULL;
-    st->mem_used = 0;
 }
 
 static int state_open(struct plugin_host *h, struct lstate *st, char *err)
 {
     st->host = h;
     st->broken = 0;
-    st->L = lua_newstate(l_alloc, st);
+    st->mem.used = 0;
+    st->mem.cap = PLUGIN_MEM_CAP;
+    st->L = lua_newstate(cap_alloc_fn, &st->mem);
     if (!st->L)
         return bg_fail(err, BG_ENOMEM, "cannot create a Lua state");
     *(struct lstate **)lua_getextraspace(st->L) = st;

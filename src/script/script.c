@@ -1,6 +1,7 @@
 #include "script.h"
 
 #include "../common/buf.h"
+#include "capalloc.h"
 #include "luajson.h"
 
 #include <lauxlib.h>
@@ -13,29 +14,6 @@
 #define MEM_CAP (64u << 20)
 #define INSN_BUDGET 50000000 /* instructions a whole file may run */
 #define HOOK_STEP 10000
-
-struct sandbox_alloc {
-    size_t used;
-};
-
-/* Our allocator: refuses beyond MEM_CAP so a file cannot eat the host. */
-static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    struct sandbox_alloc *a = ud;
-    if (!ptr)
-        osize = 0;
-    if (nsize == 0) {
-        a->used -= osize;
-        free(ptr);
-        return NULL;
-    }
-    if (nsize > osize && a->used + (nsize - osize) > MEM_CAP)
-        return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p)
-        a->used = a->used - osize + nsize;
-    return p;
-}
 
 static void l_budget_hook(lua_State *L, lua_Debug *ar)
 {
@@ -58,9 +36,9 @@ static int l_undefined_global(lua_State *L)
  * A state with only the safe libraries. Removing load/dofile/loadfile/
  * require keeps a file from reading other files or loading bytecode.
  */
-static lua_State *sandbox_new(struct sandbox_alloc *a)
+static lua_State *sandbox_new(struct cap_alloc *a)
 {
-    lua_State *L = lua_newstate(l_alloc, a);
+    lua_State *L = lua_newstate(cap_alloc_fn, a);
     if (!L)
         return NULL;
     luaL_requiref(L, "_G", luaopen_base, 1);
@@ -361,7 +339,7 @@ static int l_language(lua_State *L)
 
 int script_load_languages(const char *path, struct profile_set **out, char err[BG_ERRLEN])
 {
-    struct sandbox_alloc a = {0};
+    struct cap_alloc a = {0, MEM_CAP};
     struct loader ld = {profile_set_new(), 0, path};
     lua_State *L = NULL;
     int rc = BG_ENOMEM;
@@ -504,7 +482,7 @@ static int config_plugin_settings(lua_State *L, struct config *cfg, const char *
 
 int script_load_config(const char *path, struct config *cfg, char err[BG_ERRLEN])
 {
-    struct sandbox_alloc a = {0};
+    struct cap_alloc a = {0, MEM_CAP};
     char msg[BG_ERRLEN];
     lua_State *L = sandbox_new(&a);
     int rc;
