@@ -460,23 +460,36 @@ def service_run(conn, body, expect_stdout):
 # --------------------------------------------------------------------------
 # phases
 
-def paired(n, warmup, fa, fb, stop):
-    """Run fa (the floor) and fb (the service) alternately, A B, B A, A B ..., so that
-    both see the same machine: on a shared, noisy machine, figures taken minutes apart
-    are not comparable. Each returns (seconds, extra). The first `warmup` pairs are not
-    counted. Returns (a_samples, a_extras, b_samples, b_extras)."""
+def paired(n, warmup, fa, fb, stop, order="interleaved"):
+    """Take n samples of fa (the floor) and of fb (the service), after `warmup` of each.
+
+    interleaved: A B, B A, A B ... so that both see the same machine (on a shared,
+    noisy machine, figures taken minutes apart are not comparable), with the other
+    side's run as a gap between two runs of one side.
+    blocked: all of A, then all of B, each back to back.
+    Each function returns (seconds, extra). Returns (a_samples, a_extras, b_samples,
+    b_extras)."""
     a_s, a_x, b_s, b_x = [], [], [], []
+
+    def one(fn, samples, extras, counted):
+        if stop.is_set():
+            raise Interrupted()
+        t, extra = fn()
+        if counted:
+            samples.append(t)
+            extras.append(extra)
+
+    if order == "blocked":
+        for fn, samples, extras in ((fa, a_s, a_x), (fb, b_s, b_x)):
+            for i in range(warmup + n):
+                one(fn, samples, extras, i >= warmup)
+        return a_s, a_x, b_s, b_x
     for i in range(warmup + n):
-        order = [(fa, a_s, a_x), (fb, b_s, b_x)]
+        sides = [(fa, a_s, a_x), (fb, b_s, b_x)]
         if i % 2:
-            order.reverse()
-        for fn, samples, extras in order:
-            if stop.is_set():
-                raise Interrupted()
-            t, extra = fn()
-            if i >= warmup:
-                samples.append(t)
-                extras.append(extra)
+            sides.reverse()
+        for fn, samples, extras in sides:
+            one(fn, samples, extras, i >= warmup)
     return a_s, a_x, b_s, b_x
 
 
@@ -494,20 +507,23 @@ def check_phase(name, tp, result):
     say("warning: " + note)
 
 
-def pair_ratio(a_s, b_s):
+def pair_ratio(a_s, b_s, order):
     """The median of the per-pair ratios service/floor (robust to drifts in load)."""
+    if order != "interleaved":
+        return None
     r = sorted(b / a for a, b in zip(a_s, b_s) if a > 0)
     return round(percentile(r, 50), 3) if r else None
 
 
-def throughput(make_client, do_run, close_client, concurrency, duration, stop):
-    """`concurrency` threads, each its own client, run back to back for `duration` s.
+def throughput(make_client, do_run, close_client, concurrency, duration, warmup, stop):
+    """`concurrency` threads, each its own client, run back to back.
 
-    Runs still in flight at the deadline are waited for and counted; the rate is
-    completed runs / (end of the last run - start)."""
+    Steady state only: runs that end in the first `warmup` seconds are not counted
+    (they include anything prepared ahead of the phase); then the runs that end
+    within the next `duration` seconds are counted, and runs/s is their number over
+    `duration`. Clients start no run after the window and finish the one in flight."""
     lock = threading.Lock()
-    lat, errors = [], []
-    ends = []
+    done, errors = [], []  # (start, end) of each successful run; error messages
     start = [None]
 
     def begin():
@@ -528,25 +544,21 @@ def throughput(make_client, do_run, close_client, concurrency, duration, stop):
         except threading.BrokenBarrierError:
             close_client(client)
             return
-        deadline = start[0] + duration
-        last = None
+        deadline = start[0] + warmup + duration
         while not stop.is_set() and now() < deadline:
             t0 = now()
             try:
                 do_run(client)
                 t1 = now()
                 with lock:
-                    lat.append(t1 - t0)
-                last = t1
+                    done.append((t0, t1))
             except BenchError as e:
-                last = now()
-                with lock:
-                    errors.append(str(e))
+                t1 = now()
+                if start[0] + warmup <= t1 <= deadline:
+                    with lock:
+                        errors.append(str(e))
                 if len(errors) > 50:
                     break
-        if last is not None:
-            with lock:
-                ends.append(last)
         close_client(client)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
@@ -567,14 +579,17 @@ def throughput(make_client, do_run, close_client, concurrency, duration, stop):
         raise BenchError(setup_errors[0])
     if stop.is_set():
         raise Interrupted()
-    elapsed = (max(ends) - start[0]) if ends else duration
+    w0, w1 = start[0] + warmup, start[0] + warmup + duration
+    lat = [t1 - t0 for t0, t1 in done if w0 <= t1 <= w1]
     out = {
         "concurrency": concurrency,
-        "duration_s": round(elapsed, 3),
+        "window_s": duration,
+        "warmup_s": warmup,
         "runs": len(lat),
+        "runs_total": len(done),
         "errors": len(errors),
         "error_samples": errors[:5],
-        "runs_per_s": round(len(lat) / elapsed, 3) if elapsed > 0 else 0.0,
+        "runs_per_s": round(len(lat) / duration, 3),
         "latency": stats(lat),
     }
     out["latency"].pop("samples_ms", None)
@@ -647,6 +662,11 @@ def parse_args(argv):
                    help="sequential runs of the 1 MB output (10)")
     p.add_argument("--duration", type=float, default=10.0,
                    help="seconds per throughput phase (10)")
+    p.add_argument("--tp-warmup", type=float, default=2.0,
+                   help="seconds of each throughput phase not counted, before its window (2)")
+    p.add_argument("--order", choices=("interleaved", "blocked"), default="interleaved",
+                   help="sequential figures: floor and service runs alternated (default), "
+                   "or all floor runs then all service runs")
     p.add_argument("--concurrency", default="1,4,16",
                    help="comma-separated client counts for throughput (1,4,16)")
     p.add_argument("--warmup", type=int, default=2,
@@ -665,16 +685,17 @@ def parse_args(argv):
     p.add_argument("--out", help="JSON results file (bench/results-<timestamp>.json)")
     p.add_argument("--no-c", action="store_true", help="skip the C figures")
     p.add_argument("--quick", action="store_true",
-                   help="small counts for a smoke run (runs 5, big-runs 2, duration 2, warmup 1)")
+                   help="small counts for a smoke run (runs 5, big-runs 2, duration 2, warmup 1, "
+                   "tp-warmup 0.5)")
     a = p.parse_args(argv)
     if a.quick:
-        a.runs, a.big_runs, a.duration, a.warmup = 5, 2, 2.0, 1
+        a.runs, a.big_runs, a.duration, a.warmup, a.tp_warmup = 5, 2, 2.0, 1, 0.5
     try:
         a.concurrency = [int(x) for x in a.concurrency.split(",") if x.strip()]
     except ValueError:
         p.error("--concurrency wants numbers like 1,4,16")
     if a.runs < 1 or a.big_runs < 1 or a.duration <= 0 or not a.concurrency or \
-            min(a.concurrency) < 1 or a.warmup < 0:
+            min(a.concurrency) < 1 or a.warmup < 0 or a.tp_warmup < 0:
         p.error("counts and durations must be positive")
     if not a.url and a.output < BIG // 1024 + 1:
         p.error("--output must be over 1024 KB for the 1 MB figure")
@@ -705,7 +726,8 @@ def main(argv):
         "run_id": run_id,
         "machine": machine_info(version, running),
         "options": {k: v for k, v in vars(a).items()},
-        "git": git_head(),
+        # the checkout bench.py runs from; with --binary the service may be built elsewhere
+        "checkout_git": git_head(),
         "load": {"start": loadavg()},
         "floor": {},
         "service": {},
@@ -765,8 +787,9 @@ def main(argv):
         # ---------------------------------------------------- sequential latency
         say("\n== sequential latency: floor (Engine API: create, start, wait, logs, delete; "
             "one keep-alive unix socket) and service (POST /compile, one keep-alive "
-            "connection), runs interleaved, %d each after %d warm-up pairs"
-            % (a.runs, a.warmup))
+            "connection), %s, %d each after %d warm-up runs"
+            % ("runs interleaved A B B A" if a.order == "interleaved"
+               else "each side's runs back to back", a.runs, a.warmup))
         py_cmd = ["python3", "-c", PY_SCRIPT]
         py_body = {"lang": "python", "script": PY_SCRIPT}
         steps = {k: [] for k in ("create", "start", "wait", "logs", "delete")}
@@ -774,7 +797,7 @@ def main(argv):
         fs, _, ss, sx = paired(
             a.runs, a.warmup,
             lambda: (eng.run(PY_IMAGE, py_cmd, "1\n", steps=steps), None),
-            lambda: service_run(conn, py_body, "1\n"), stop)
+            lambda: service_run(conn, py_body, "1\n"), stop, a.order)
         # the step lists also hold the warm-up runs: drop them
         steps = {k: stats(v[a.warmup:]) for k, v in steps.items()}
         for v in steps.values():
@@ -788,7 +811,7 @@ def main(argv):
         result["service"]["python_seq"] = sp
         for q in ("median", "p95", "p99"):
             ratios["python_seq_" + q] = round(sp[q + "_ms"] / fl[q + "_ms"], 3)
-        ratios["python_seq_paired"] = pair_ratio(fs, ss)
+        ratios["python_seq_paired"] = pair_ratio(fs, ss, a.order)
         say("floor python print(1) seq median %.0f ms, p95 %.0f ms, p99 %.0f ms (n=%d)"
             % (fl["median_ms"], fl["p95_ms"], fl["p99_ms"], fl["n"]))
         say("  floor steps (median ms): " + ", ".join(
@@ -797,9 +820,30 @@ def main(argv):
             % (sp["median_ms"], fmt_ratio(sp["median_ms"], fl["median_ms"]),
                sp["p95_ms"], fmt_ratio(sp["p95_ms"], fl["p95_ms"]),
                sp["p99_ms"], fmt_ratio(sp["p99_ms"], fl["p99_ms"])))
-        say("  median of the per-pair ratios %.2fx; server-reported duration_ms median %.0f "
-            "(container create to result)"
-            % (ratios["python_seq_paired"], sp["server_duration"]["median_ms"]))
+        say("  %sserver-reported duration_ms median %.0f (container create to result)"
+            % ("median of the per-pair ratios %.2fx; " % ratios["python_seq_paired"]
+               if ratios["python_seq_paired"] else "", sp["server_duration"]["median_ms"]))
+
+        if a.order == "interleaved":
+            # With the floor's run as a gap between two service runs, whatever the service
+            # prepares ahead (a warm pool) has time to refill: also show back to back.
+            result["load"]["python_seq_back_to_back"] = loadavg()
+            ss, _ = [], None
+            for i in range(a.warmup + a.runs):
+                if stop.is_set():
+                    raise Interrupted()
+                t, _ = service_run(conn, py_body, "1\n")
+                if i >= a.warmup:
+                    ss.append(t)
+            sbb = stats(ss)
+            result["service"]["python_seq_back_to_back"] = sbb
+            for q in ("median", "p95", "p99"):
+                ratios["python_seq_back_to_back_" + q] = round(sbb[q + "_ms"] / fl[q + "_ms"], 3)
+            say("service python seq back to back (no gap) median %.0f ms%s; p95 %.0f ms%s; "
+                "p99 %.0f ms%s"
+                % (sbb["median_ms"], fmt_ratio(sbb["median_ms"], fl["median_ms"]),
+                   sbb["p95_ms"], fmt_ratio(sbb["p95_ms"], fl["p95_ms"]),
+                   sbb["p99_ms"], fmt_ratio(sbb["p99_ms"], fl["p99_ms"])))
 
         if not a.no_c:
             c_cmd = ["sh", "-c", 'printf "%s" "$SRC" > /tmp/m.c && '
@@ -809,7 +853,7 @@ def main(argv):
             fs, _, ss, sx = paired(
                 a.runs, a.warmup,
                 lambda: (eng.run(C_IMAGE, c_cmd, "1\n", env=["SRC=" + C_SCRIPT]), None),
-                lambda: service_run(conn, c_body, "1\n"), stop)
+                lambda: service_run(conn, c_body, "1\n"), stop, a.order)
             fc = stats(fs)
             result["floor"]["c_seq_one_container"] = fc
             sc = stats(ss)
@@ -822,16 +866,18 @@ def main(argv):
             for q in ("median", "p95", "p99"):
                 ratios["c_seq_%s" % q] = round(sc[q + "_ms"] / fl[q + "_ms"], 3)
                 ratios["c_seq_%s_vs_c_floor" % q] = round(sc[q + "_ms"] / fc[q + "_ms"], 3)
-            ratios["c_seq_paired_vs_c_floor"] = pair_ratio(fs, ss)
+            ratios["c_seq_paired_vs_c_floor"] = pair_ratio(fs, ss, a.order)
             say("floor C compile+run, one container (sh -c 'gcc ... && ./m') seq median %.0f ms, "
                 "p95 %.0f ms, p99 %.0f ms" % (fc["median_ms"], fc["p95_ms"], fc["p99_ms"]))
             say("service C compile+run seq median %.0f ms%s; p95 %.0f ms%s; p99 %.0f ms%s"
                 % (sc["median_ms"], fmt_ratio(sc["median_ms"], fl["median_ms"]),
                    sc["p95_ms"], fmt_ratio(sc["p95_ms"], fl["p95_ms"]),
                    sc["p99_ms"], fmt_ratio(sc["p99_ms"], fl["p99_ms"])))
-            say("  = %.2fx the C one-container floor (per-pair %.2fx); server-reported "
+            say("  = %.2fx the C one-container floor%s; server-reported "
                 "compile %.0f ms + run %.0f ms (medians)"
-                % (sc["median_ms"] / fc["median_ms"], ratios["c_seq_paired_vs_c_floor"],
+                % (sc["median_ms"] / fc["median_ms"],
+                   " (per-pair %.2fx)" % ratios["c_seq_paired_vs_c_floor"]
+                   if ratios["c_seq_paired_vs_c_floor"] else "",
                    sc["server_duration_compile"]["median_ms"],
                    sc["server_duration_run"]["median_ms"]))
 
@@ -840,14 +886,14 @@ def main(argv):
         fs, _, ss, _ = paired(
             a.big_runs, 1,
             lambda: (eng.run(PY_IMAGE, ["python3", "-c", BIG_SCRIPT], BIG_EXPECT), None),
-            lambda: service_run(conn, big_body, BIG_EXPECT), stop)
+            lambda: service_run(conn, big_body, BIG_EXPECT), stop, a.order)
         fb = stats(fs)
         result["floor"]["python_1mb"] = fb
         sb = stats(ss)
         sb["stdout_bytes"] = len(BIG_EXPECT)
         result["service"]["python_1mb"] = sb
         ratios["python_1mb_median"] = round(sb["median_ms"] / fb["median_ms"], 3)
-        ratios["python_1mb_paired"] = pair_ratio(fs, ss)
+        ratios["python_1mb_paired"] = pair_ratio(fs, ss, a.order)
         say("floor python 1 MB output median %.0f ms, p95 %.0f ms (n=%d)"
             % (fb["median_ms"], fb["p95_ms"], fb["n"]))
         say("service python 1 MB output median %.0f ms%s; p95 %.0f ms%s "
@@ -862,30 +908,31 @@ def main(argv):
 
         # ------------------------------------------------------------ throughput
         say("\n== throughput, python print(1): at each concurrency the floor, then the "
-            "service, %g s each; every client its own keep-alive connection" % a.duration)
+            "service; runs ending in a %g s window after %g s of warm-up; every client its "
+            "own keep-alive connection" % (a.duration, a.tp_warmup))
         result["floor"]["throughput"] = {}
         result["service"]["throughput"] = {}
         for c in a.concurrency:
             result["load"]["throughput_%d" % c] = loadavg()
             tp = throughput(lambda: Engine(sock, api, run_id, registry),
                             lambda e: e.run(PY_IMAGE, py_cmd, "1\n"),
-                            lambda e: e.close(), c, a.duration, stop)
+                            lambda e: e.close(), c, a.duration, a.tp_warmup, stop)
             result["floor"]["throughput"][str(c)] = tp
-            say("floor   %2d clients  %.2f runs/s  (%d runs in %.1f s, %d errors, latency "
-                "median %.0f ms)" % (c, tp["runs_per_s"], tp["runs"], tp["duration_s"],
+            say("floor   %2d clients  %.2f runs/s  (%d runs in %g s, %d errors, latency "
+                "median %.0f ms)" % (c, tp["runs_per_s"], tp["runs"], tp["window_s"],
                                      tp["errors"], tp["latency"].get("median_ms", 0)))
             check_phase("floor throughput at %d clients" % c, tp, result)
             floor_rate = tp["runs_per_s"]
             tp = throughput(service.client,
                             lambda cl: service_run(cl, py_body, "1\n"),
-                            lambda cl: cl.close(), c, a.duration, stop)
+                            lambda cl: cl.close(), c, a.duration, a.tp_warmup, stop)
             result["service"]["throughput"][str(c)] = tp
             ratios["throughput_%d" % c] = round(tp["runs_per_s"] / floor_rate, 3) \
                 if floor_rate else None
             say("service %2d clients  %.2f runs/s = %.2fx floor (%.2f runs/s)  (%d runs in "
-                "%.1f s, %d errors, latency median %.0f ms)"
+                "%g s, %d errors, latency median %.0f ms)"
                 % (c, tp["runs_per_s"], tp["runs_per_s"] / floor_rate if floor_rate else 0,
-                   floor_rate, tp["runs"], tp["duration_s"], tp["errors"],
+                   floor_rate, tp["runs"], tp["window_s"], tp["errors"],
                    tp["latency"].get("median_ms", 0)))
             check_phase("service throughput at %d clients" % c, tp, result)
 

@@ -402,10 +402,14 @@ static int read_args(const cJSON *args, char ***out, struct request_error *e)
     const cJSON *a;
     cJSON_ArrayForEach(a, args)
     {
-        if (!cJSON_IsString(a) || strlen(a->valuestring) > MAX_ARG_LEN || !(v[i++] = strdup(a->valuestring))) {
+        if (!cJSON_IsString(a) || strlen(a->valuestring) > MAX_ARG_LEN) {
             strv_free(v);
-            return fail(e, 400, "bad_args", "args[%d] must be a string of at most %d bytes", i - 1,
+            return fail(e, 400, "bad_args", "args[%d] must be a string of at most %d bytes", i,
                         MAX_ARG_LEN);
+        }
+        if (!(v[i++] = strdup(a->valuestring))) {
+            strv_free(v);
+            return fail(e, 500, "internal_error", "out of memory");
         }
     }
     *out = v;
@@ -468,8 +472,10 @@ static int fill_spec(struct run_spec *spec, const struct profile *p, const struc
             return BG_ENOMEM;
     }
     request_limits(p, cfg, &spec->limits, &spec->compile_limits);
-    if (!spec->language || !spec->image || !spec->env || !spec->run || !spec->run[0])
+    if (!spec->language || !spec->image || !spec->env || !spec->run)
         return BG_ENOMEM;
+    if (!spec->run[0] || (spec->compile && !spec->compile[0]))
+        return BG_EINVAL;
     return 0;
 }
 
@@ -546,10 +552,19 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
         return fail(e, 400, "bad_json", "the body holds a NUL byte (send binary as base64)");
     if (request_has_escaped_nul(in->body, in->body_len))
         return fail(e, 400, "bad_json", "strings may not contain \\u0000 (send binary as base64)");
-    cJSON *root = cJSON_ParseWithLength(in->body, in->body_len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(in->body, in->body_len, &end, 0);
     if (!root)
         return fail(e, 400, "bad_json", "the body is not valid JSON (near byte %ld)",
                     (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - in->body : 0));
+    /* One document and nothing after it: a second one would be ignored. */
+    while (end && end < in->body + in->body_len && strchr(" \t\r\n", *end) && *end)
+        end++;
+    if (end && end < in->body + in->body_len) {
+        cJSON_Delete(root);
+        return fail(e, 400, "bad_json", "trailing bytes after the JSON value (near byte %ld)",
+                    (long)(end - in->body));
+    }
     if (!cJSON_IsObject(root)) {
         rc = fail(e, 400, "bad_json", "the body must be a JSON object");
         goto out;
@@ -560,8 +575,9 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
         rc = BG_EINVAL;
         goto out;
     }
-    if (fill_spec(spec, p, cfg, main_file, f.cmd, args) < 0) {
-        rc = fail(e, 500, "internal_error", "out of memory");
+    if ((rc = fill_spec(spec, p, cfg, main_file, f.cmd, args)) < 0) {
+        rc = fail(e, 500, "internal_error", rc == BG_EINVAL ? "the language's command expands "
+                  "to nothing for these files (a profile error)" : "out of memory");
         goto out;
     }
     if (f.limits && (rc = read_limits(f.limits, &spec->limits, e)) < 0)

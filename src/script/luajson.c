@@ -4,6 +4,7 @@
 #include <lauxlib.h>
 
 #define MAX_DEPTH 32
+#define TO_JSON_MAX_NODES 100000
 
 
 int push_json(lua_State *L, const cJSON *j, int depth)
@@ -60,11 +61,49 @@ static int is_array(lua_State *L, int idx)
     return count == n;
 }
 
-cJSON *to_json(lua_State *L, int idx, int depth, const char **why)
+static cJSON *encode(lua_State *L, int idx, int depth, long *budget, const char **why);
+
+/* The items of a table at idx into out, in order for an array. */
+static int encode_items(lua_State *L, int idx, int array, cJSON *out, int depth, long *budget,
+                        const char **why)
+{
+    if (array) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            cJSON *v = encode(L, -1, depth + 1, budget, why);
+            lua_pop(L, 1);
+            if (!v)
+                return -1;
+            cJSON_AddItemToArray(out, v);
+        }
+        return 0;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            *why = "object keys must be strings";
+            lua_pop(L, 2);
+            return -1;
+        }
+        cJSON *v = encode(L, -1, depth + 1, budget, why);
+        if (!v) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        cJSON_AddItemToObject(out, lua_tostring(L, -2), v);
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+static cJSON *encode(lua_State *L, int idx, int depth, long *budget, const char **why)
 {
     idx = lua_absindex(L, idx);
-    if (depth > MAX_DEPTH) {
-        *why = "nested too deep";
+    /* Depth alone does not bound a table that holds itself twice at every
+     * level; a node budget does (cJSON's memory is not under Lua's cap). */
+    if (depth > MAX_DEPTH || --*budget < 0 || !lua_checkstack(L, 4)) {
+        *why = depth > MAX_DEPTH ? "nested too deep" : "too large to encode";
         return NULL;
     }
     switch (lua_type(L, idx)) {
@@ -84,24 +123,16 @@ cJSON *to_json(lua_State *L, int idx, int depth, const char **why)
     }
     int array = is_array(L, idx);
     cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
-    luaL_checkstack(L, 4, "JSON");
-    lua_pushnil(L);
-    while (out && lua_next(L, idx)) {
-        cJSON *v = to_json(L, -1, depth + 1, why);
-        if (!v || (!array && lua_type(L, -2) != LUA_TSTRING)) {
-            if (!v || !*why)
-                *why = *why ? *why : "object keys must be strings";
-            cJSON_Delete(v);
-            cJSON_Delete(out);
-            lua_pop(L, 2);
-            return NULL;
-        }
-        if (array)
-            cJSON_AddItemToArray(out, v);
-        else
-            cJSON_AddItemToObject(out, lua_tostring(L, -2), v);
-        lua_pop(L, 1);
+    if (out && encode_items(L, idx, array, out, depth, budget, why) < 0) {
+        cJSON_Delete(out);
+        return NULL;
     }
     return out;
 }
 
+cJSON *to_json(lua_State *L, int idx, int depth, const char **why)
+{
+    long budget = TO_JSON_MAX_NODES;
+    *why = NULL;
+    return encode(L, idx, depth, &budget, why);
+}

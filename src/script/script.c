@@ -57,6 +57,16 @@ static lua_State *sandbox_new(struct cap_alloc *a)
         lua_pushnil(L);
         lua_setglobal(L, banned[i]);
     }
+    /* The budget counts Lua instructions, not time inside one C call: a
+     * pathological pattern can backtrack for ever inside string.find.
+     * Profiles and settings need no patterns. */
+    static const char *const patterns[] = {"find", "match", "gmatch", "gsub", NULL};
+    lua_getglobal(L, LUA_STRLIBNAME);
+    for (int i = 0; patterns[i]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, patterns[i]);
+    }
+    lua_pop(L, 1);
     lua_pushinteger(L, INSN_BUDGET);
     lua_setfield(L, LUA_REGISTRYINDEX, "bg.budget");
     lua_sethook(L, l_budget_hook, LUA_MASKCOUNT, HOOK_STEP);
