@@ -460,16 +460,20 @@ def service_run(conn, body, expect_stdout):
 # --------------------------------------------------------------------------
 # phases
 
-def paired(n, warmup, fa, fb, stop, order="interleaved"):
+def paired(n, warmup, fa, fb, stop, order="interleaved", gap=0.0):
     """Take n samples of fa (the floor) and of fb (the service), after `warmup` of each.
 
     interleaved: A B, B A, A B ... so that both see the same machine (on a shared,
-    noisy machine, figures taken minutes apart are not comparable), with the other
-    side's run as a gap between two runs of one side.
-    blocked: all of A, then all of B, each back to back.
+    noisy machine, figures taken minutes apart are not comparable).
+    blocked: all of A, then all of B.
+    `gap` seconds are slept after every run, so that work a side defers past its
+    answer (the service removes its container after answering; a pool refills) does
+    not land on the next run of the other side.
     Each function returns (seconds, extra). Returns (a_samples, a_extras, b_samples,
-    b_extras)."""
-    a_s, a_x, b_s, b_x = [], [], [], []
+    b_extras, a_after_b) where a_after_b[k] tells whether A's k-th counted run came
+    right after a run of B."""
+    a_s, a_x, b_s, b_x, a_after_b = [], [], [], [], []
+    last = [None]
 
     def one(fn, samples, extras, counted):
         if stop.is_set():
@@ -478,19 +482,43 @@ def paired(n, warmup, fa, fb, stop, order="interleaved"):
         if counted:
             samples.append(t)
             extras.append(extra)
+            if fn is fa:
+                a_after_b.append(last[0] is fb)
+        last[0] = fn
+        if gap > 0:
+            time.sleep(gap)
 
     if order == "blocked":
         for fn, samples, extras in ((fa, a_s, a_x), (fb, b_s, b_x)):
             for i in range(warmup + n):
                 one(fn, samples, extras, i >= warmup)
-        return a_s, a_x, b_s, b_x
+        return a_s, a_x, b_s, b_x, a_after_b
     for i in range(warmup + n):
         sides = [(fa, a_s, a_x), (fb, b_s, b_x)]
         if i % 2:
             sides.reverse()
         for fn, samples, extras in sides:
             one(fn, samples, extras, i >= warmup)
-    return a_s, a_x, b_s, b_x
+    return a_s, a_x, b_s, b_x, a_after_b
+
+
+def neighbour_bias(name, fs, after, result):
+    """Floor runs right after a service run against those right after a floor run."""
+    x = sorted(t for t, f in zip(fs, after) if f)
+    y = sorted(t for t, f in zip(fs, after) if not f)
+    if not x or not y:
+        return None
+    mx, my = percentile(x, 50) * 1000, percentile(y, 50) * 1000
+    out = {"floor_after_service_median_ms": round(mx, 1),
+           "floor_after_floor_median_ms": round(my, 1),
+           "n_after_service": len(x), "n_after_floor": len(y)}
+    if my > 0 and mx / my > 1.1:
+        note = ("%s: floor runs right after a service run took %.0f ms (median), after a "
+                "floor run %.0f ms: work the service does after answering overlaps the "
+                "floor's next run and flatters the ratio; raise --gap" % (name, mx, my))
+        result["notes"].append(note)
+        say("  note: " + note)
+    return out
 
 
 def check_phase(name, tp, result):
@@ -667,6 +695,9 @@ def parse_args(argv):
     p.add_argument("--order", choices=("interleaved", "blocked"), default="interleaved",
                    help="sequential figures: floor and service runs alternated (default), "
                    "or all floor runs then all service runs")
+    p.add_argument("--gap", type=float, default=0.5,
+                   help="seconds slept after each sequential run, so that work done after "
+                   "an answer does not land on the next run (0.5)")
     p.add_argument("--concurrency", default="1,4,16",
                    help="comma-separated client counts for throughput (1,4,16)")
     p.add_argument("--warmup", type=int, default=2,
@@ -685,17 +716,17 @@ def parse_args(argv):
     p.add_argument("--out", help="JSON results file (bench/results-<timestamp>.json)")
     p.add_argument("--no-c", action="store_true", help="skip the C figures")
     p.add_argument("--quick", action="store_true",
-                   help="small counts for a smoke run (runs 5, big-runs 2, duration 2, warmup 1, "
-                   "tp-warmup 0.5)")
+                   help="small counts for a smoke run, not figures (runs 5, big-runs 2, duration 3, "
+                   "warmup 1, tp-warmup 0.5, gap 0.2)")
     a = p.parse_args(argv)
     if a.quick:
-        a.runs, a.big_runs, a.duration, a.warmup, a.tp_warmup = 5, 2, 2.0, 1, 0.5
+        a.runs, a.big_runs, a.duration, a.warmup, a.tp_warmup, a.gap = 5, 2, 3.0, 1, 0.5, 0.2
     try:
         a.concurrency = [int(x) for x in a.concurrency.split(",") if x.strip()]
     except ValueError:
         p.error("--concurrency wants numbers like 1,4,16")
     if a.runs < 1 or a.big_runs < 1 or a.duration <= 0 or not a.concurrency or \
-            min(a.concurrency) < 1 or a.warmup < 0 or a.tp_warmup < 0:
+            min(a.concurrency) < 1 or a.warmup < 0 or a.tp_warmup < 0 or a.gap < 0:
         p.error("counts and durations must be positive")
     if not a.url and a.output < BIG // 1024 + 1:
         p.error("--output must be over 1024 KB for the 1 MB figure")
@@ -787,23 +818,24 @@ def main(argv):
         # ---------------------------------------------------- sequential latency
         say("\n== sequential latency: floor (Engine API: create, start, wait, logs, delete; "
             "one keep-alive unix socket) and service (POST /compile, one keep-alive "
-            "connection), %s, %d each after %d warm-up runs"
+            "connection), %s, %d each after %d warm-up runs, %g s between runs"
             % ("runs interleaved A B B A" if a.order == "interleaved"
-               else "each side's runs back to back", a.runs, a.warmup))
+               else "all floor runs, then all service runs", a.runs, a.warmup, a.gap))
         py_cmd = ["python3", "-c", PY_SCRIPT]
         py_body = {"lang": "python", "script": PY_SCRIPT}
         steps = {k: [] for k in ("create", "start", "wait", "logs", "delete")}
         result["load"]["python_seq"] = loadavg()
-        fs, _, ss, sx = paired(
+        fs, _, ss, sx, after = paired(
             a.runs, a.warmup,
             lambda: (eng.run(PY_IMAGE, py_cmd, "1\n", steps=steps), None),
-            lambda: service_run(conn, py_body, "1\n"), stop, a.order)
+            lambda: service_run(conn, py_body, "1\n"), stop, a.order, a.gap)
         # the step lists also hold the warm-up runs: drop them
         steps = {k: stats(v[a.warmup:]) for k, v in steps.items()}
         for v in steps.values():
             v.pop("samples_ms", None)
         fl = stats(fs)
         fl["steps"] = steps
+        fl["neighbours"] = neighbour_bias("python print(1)", fs, after, result)
         result["floor"]["python_seq"] = fl
         sp = stats(ss)
         sp["server_duration"] = stats([r["duration_ms"] / 1000.0 for r in sx])
@@ -824,11 +856,12 @@ def main(argv):
             % ("median of the per-pair ratios %.2fx; " % ratios["python_seq_paired"]
                if ratios["python_seq_paired"] else "", sp["server_duration"]["median_ms"]))
 
-        if a.order == "interleaved":
-            # With the floor's run as a gap between two service runs, whatever the service
-            # prepares ahead (a warm pool) has time to refill: also show back to back.
+        if a.order == "interleaved" or a.gap > 0:
+            # With a gap (or the floor's run) between two service runs, whatever the
+            # service does after answering or prepares ahead (a warm pool) has time to
+            # finish: also show the service's runs back to back, as a busy client sends.
             result["load"]["python_seq_back_to_back"] = loadavg()
-            ss, _ = [], None
+            ss = []
             for i in range(a.warmup + a.runs):
                 if stop.is_set():
                     raise Interrupted()
@@ -850,11 +883,12 @@ def main(argv):
                      'gcc -O2 -std=c17 -o /tmp/m /tmp/m.c -lm && /tmp/m']
             c_body = {"lang": "c", "script": C_SCRIPT}
             result["load"]["c_seq"] = loadavg()
-            fs, _, ss, sx = paired(
+            fs, _, ss, sx, c_after = paired(
                 a.runs, a.warmup,
                 lambda: (eng.run(C_IMAGE, c_cmd, "1\n", env=["SRC=" + C_SCRIPT]), None),
-                lambda: service_run(conn, c_body, "1\n"), stop, a.order)
+                lambda: service_run(conn, c_body, "1\n"), stop, a.order, a.gap)
             fc = stats(fs)
+            fc["neighbours"] = neighbour_bias("C", fs, c_after, result)
             result["floor"]["c_seq_one_container"] = fc
             sc = stats(ss)
             sc["server_duration_run"] = stats([r["duration_ms"] / 1000.0 for r in sx])
@@ -883,11 +917,12 @@ def main(argv):
 
         big_body = {"lang": "python", "script": BIG_SCRIPT}
         result["load"]["python_1mb"] = loadavg()
-        fs, _, ss, _ = paired(
+        fs, _, ss, _, big_after = paired(
             a.big_runs, 1,
             lambda: (eng.run(PY_IMAGE, ["python3", "-c", BIG_SCRIPT], BIG_EXPECT), None),
-            lambda: service_run(conn, big_body, BIG_EXPECT), stop, a.order)
+            lambda: service_run(conn, big_body, BIG_EXPECT), stop, a.order, a.gap)
         fb = stats(fs)
+        fb["neighbours"] = neighbour_bias("1 MB", fs, big_after, result)
         result["floor"]["python_1mb"] = fb
         sb = stats(ss)
         sb["stdout_bytes"] = len(BIG_EXPECT)

@@ -419,6 +419,8 @@ int api_handle(struct service *s, const struct api_request *req, struct api_resp
                 cJSON *j = cJSON_CreateObject();
                 cJSON_AddStringToObject(j, "service", "bg-compiler");
                 cJSON_AddStringToObject(j, "status", "ok");
+                /* Which instance answered: its containers carry this label. */
+                cJSON_AddStringToObject(j, "instance", s->inst.id);
                 send_json(resp, 200, j);
             }
             return API_READY;

@@ -102,13 +102,11 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited early:\n" + self.log_text())
             try:
-                status, _, _ = self.request("GET", "/")
+                status, _, data = self.request("GET", "/")
                 if status == 200:
-                    m = re.search(r"instance (\S+)\)", self.log_text())
-                    if m:  # else the start-up line is a moment behind
-                        self.instance = m.group(1)
-                        STARTED.add(self.instance)
-                        return
+                    self.instance = json.loads(data)["instance"]
+                    STARTED.add(self.instance)
+                    return
             except OSError:
                 pass
             time.sleep(0.05)

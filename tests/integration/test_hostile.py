@@ -3,7 +3,9 @@ exact result each must get, in several languages where it matters.
 
 One server for the module, started with a secret in its environment. After
 every test the service must answer a tiny python program normally and no
-container of this server may be left. Runs use short limits through the
+container of this server may be left but the idle ready ones of its warm
+pool (running, holding only the supervisor that waits for a job); once the
+server has stopped, none at all. Runs use short limits through the
 request's "limits" field, so the module takes a few minutes, not hours.
 
 A language whose image is absent is skipped (and said so on stdout); python
@@ -16,7 +18,6 @@ import os
 import re
 import socket
 import struct
-import sys
 import time
 import unittest
 
@@ -47,7 +48,10 @@ def host_ipv4_addresses():
     return sorted(addrs)
 
 
-def leftover_containers(instance, pool_cap=8):
+POOL_CAP = 8
+
+
+def leftover_containers(instance, pool_cap=POOL_CAP):
     """Containers of `instance` that are not ready ones of its warm pool.
 
     A ready container is running and holds one process, the supervisor
@@ -108,7 +112,7 @@ assert max(FORGERY) < 0x80
 
 class HostileTest(ServerTest):
     """Every family of threats.md that a program (not a request) can try."""
-    flags = ("--workers", "2", "--timeout", "6")
+    flags = ("--workers", "2", "--timeout", "6", "--pool", str(POOL_CAP))
     images = (PYTHON_IMAGE,)
 
     @classmethod
@@ -341,13 +345,16 @@ int main(void) {
                                stderr="e\n" * (self.CAP // 2))
 
     def test_flood_both_streams_share_the_cap(self):
-        code = ("import os\nwhile True:\n    os.write(1, b'o' * 100)\n"
-                "    os.write(2, b'e' * 100)\n")
+        # Alternating, with pauses so each chunk is read before the next:
+        # 100 bytes on each stream in turn, the cap falls in the 11th pair.
+        code = ("import os, time\nwhile True:\n    os.write(2, b'e' * 100)\n"
+                "    time.sleep(0.02)\n    os.write(1, b'o' * 100)\n    time.sleep(0.02)\n")
         r = self.flood("python", code)
         self.killed_at(r, "output_limit", timed_out=False)
         self.assertEqual(len(r["stdout"]) + len(r["stderr"]), self.CAP)
         self.assertEqual(set(r["stdout"]), {"o"})
         self.assertEqual(set(r["stderr"]), {"e"})
+        self.assertGreaterEqual(min(len(r["stdout"]), len(r["stderr"])), 900, r)
 
     def test_flood_one_giant_line(self):
         programs = {
@@ -876,6 +883,34 @@ int main(void) {
             alive = [i for i in alive if engine("GET", "/containers/%s/json" % i)[0] != 404]
             time.sleep(0.1)
         self.assertEqual(alive, [], "run containers still exist")
+
+    def test_compiled_runs_share_nothing(self):
+        # count=3 of one compile: each run gets its own copy of the compiled
+        # workspace. Each run counts what earlier runs left and replaces
+        # the program itself; the next run must see none of it.
+        code = r"""#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static long bump(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) { write(fd, "x", 1); close(fd); }
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+int main(void) {
+    long w = bump("/work/counter"), t = bump("/tmp/counter"), s = bump("/dev/shm/counter");
+    unlink("/work/main");
+    int fd = open("/work/main", O_WRONLY | O_CREAT | O_EXCL, 0755);
+    if (fd >= 0) { write(fd, "#!/bin/sh\necho REPLACED\n", 25); close(fd); }
+    printf("counters %ld %ld %ld\n", w, t, s);
+    return 0;
+}
+"""
+        for lang in self.langs("c"):
+            for r in self.run_all(lang, code, count=3, **SHORT):
+                self.check(r, status="ok", exit_code=0, stdout="counters 1 1 1\n")
 
     # ---- forged frames: the program's bytes are only ever its output ----
 

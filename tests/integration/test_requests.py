@@ -9,7 +9,6 @@ Also: bodies refused before they are read, slow clients that dribble a
 byte a second (they must hold neither a worker nor the service), and many
 idle connections at once.
 """
-import http.client
 import json
 import re
 import select
