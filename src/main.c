@@ -167,20 +167,24 @@ static struct batch *queue_test(struct service *s, const struct profile *p, stru
     return b;
 }
 
+static const char *text_of(const struct buf *b) { return b->data ? b->data : ""; }
+
+/* One row of the table; 0 when the test passed. */
 static int report_test(const struct profile *p, struct batch *b, const char *why)
 {
     const struct run_result *r = b ? &b->results[0] : NULL;
     const char *verdict = "FAIL";
-    char detail[BG_ERRLEN + 64] = "";
+    char detail[2 * BG_ERRLEN] = "";
     if (!p->test_code)
         verdict = "NO TEST";
     else if (!r)
         snprintf(detail, sizeof detail, "%s", why);
+    else if (r->status == RUN_COMPILE_ERROR)
+        snprintf(detail, sizeof detail, "compile_error %.300s", text_of(&b->compile.compile.err));
     else if (r->status != RUN_OK)
-        snprintf(detail, sizeof detail, "%s %.200s%.200s", run_status_name(r->status),
-                 r->message, b->compiled ? b->compile.compile.err.data ? b->compile.compile.err.data : "" : "");
-    else if (strcmp(r->run.out.data ? r->run.out.data : "", p->test_stdout) != 0)
-        snprintf(detail, sizeof detail, "stdout was \"%.100s\"", r->run.out.data ? r->run.out.data : "");
+        snprintf(detail, sizeof detail, "%s %.300s", run_status_name(r->status), r->message);
+    else if (strcmp(text_of(&r->run.out), p->test_stdout) != 0)
+        snprintf(detail, sizeof detail, "stdout was \"%.100s\"", text_of(&r->run.out));
     else
         verdict = "ok";
     printf("%-14s %-8s %8ld ms  %s\n", p->name, verdict, r ? r->duration_ms : 0L, detail);
