@@ -69,7 +69,7 @@ def leftover_containers(instance, pool_cap=POOL_CAP):
             continue  # the pool's refill, a moment before start
         if state.get("Status") == "running":
             status, top = engine("GET", "/containers/%s/top" % cid)
-            procs = top.get("Processes", []) if isinstance(top, dict) else []
+            procs = (top.get("Processes") if isinstance(top, dict) else None) or []
             if status == 404 or (len(procs) == 1 and "bg-supervisor" in " ".join(procs[0])):
                 continue
         left.append((cid[:12], state.get("Status"), info.get("Config", {}).get("Image")
