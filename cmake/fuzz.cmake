@@ -88,7 +88,8 @@ set(bg_fuzz_run_sources
   src/sandbox/run.c src/docker/docker.c src/docker/transport_curl.c src/docker/frame.c
   src/proto/proto.c src/common/buf.c src/common/err.c src/common/log.c)
 set(bg_fuzz_script_sources
-  src/script/script.c src/script/luajson.c src/script/capalloc.c src/core/profile.c src/core/config.c)
+  src/script/script.c src/script/luajson.c src/script/capalloc.c src/core/profile.c src/core/config.c
+  src/common/jsonstr.c src/common/utf8.c)
 
 bg_fuzz_target(request
   SOURCES src/core/request.c src/common/base64.c ${bg_fuzz_script_sources}

@@ -669,10 +669,21 @@ static void send_artifacts(const struct job *j)
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 2)
-        fail_exit("the compiled files are over %lld bytes", (long long)j->artifact_bytes);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 4)
-        fail_exit("the compile left over 4096 files");
+    /* Too much output of the compile is the program's doing, not ours: it
+     * is reported as a failed compile (with a line on its stderr), not as a
+     * FAIL of the supervisor. */
+    if (WIFEXITED(st) && (WEXITSTATUS(st) == 2 || WEXITSTATUS(st) == 4)) {
+        char msg[160];
+        int n = WEXITSTATUS(st) == 2
+                    ? snprintf(msg, sizeof msg, "\nbg-compiler: the compiled files are over "
+                                                "%lld bytes\n", (long long)j->artifact_bytes)
+                    : snprintf(msg, sizeof msg, "\nbg-compiler: the compile left over 4096 "
+                                                "files\n");
+        emit(PROTO_ERR, msg, (size_t)n);
+        static const char over[] = "step=compile\nartifact_limit=1\n";
+        emit(PROTO_RESULT, over, sizeof over - 1);
+        return;
+    }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fail_exit("cannot collect the compiled files");
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "../common/jsonstr.h"
 #include "../common/utf8.h"
 #include "metrics.h"
 #include "request.h"
@@ -66,12 +67,18 @@ const char *api_signal_name(int sig)
     return "SIGNAL";
 }
 
+/* Program output, verbatim: valid UTF-8, and a NUL byte kept (as \u0000)
+ * rather than ending the text as a C string would. */
 static void add_text(cJSON *o, const char *key, const struct buf *b, int cut)
 {
-    struct buf safe = BUF_INIT;
+    struct buf safe = BUF_INIT, lit = BUF_INIT;
     utf8_repair(b->data ? b->data : "", b->len, cut, &safe);
-    cJSON_AddStringToObject(o, key, safe.data ? safe.data : "");
+    if (safe.len && memchr(safe.data, '\0', safe.len) && json_quote(safe.data, safe.len, &lit) == 0)
+        cJSON_AddItemToObject(o, key, cJSON_CreateRaw(lit.data));
+    else
+        cJSON_AddStringToObject(o, key, safe.data ? safe.data : "");
     buf_free(&safe);
+    buf_free(&lit);
 }
 
 static void add_step(cJSON *o, const struct step_result *s)

@@ -2,6 +2,7 @@
 
 #include "../common/base64.h"
 #include "../common/buf.h"
+#include "../common/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -419,13 +420,14 @@ static int read_args(const cJSON *args, char ***out, struct request_error *e)
 /* "limits" may only lower what the profile and the server allow. */
 static int read_limits(const cJSON *limits, struct run_limits *l, struct request_error *e)
 {
+    /* The engine refuses a memory limit under 6 MB; runtimes need more. */
     struct {
         const char *key;
         long *field;
-        long scale;
-    } keys[] = {{"timeout_ms", &l->timeout_ms, 1},
-                {"memory_mb", &l->memory_mb, 1},
-                {"output_kb", &l->output_bytes, 1024}};
+        long scale, min;
+    } keys[] = {{"timeout_ms", &l->timeout_ms, 1, 1},
+                {"memory_mb", &l->memory_mb, 1, 16},
+                {"output_kb", &l->output_bytes, 1024, 1}};
     const cJSON *item;
     if (!cJSON_IsObject(limits))
         return fail(e, 400, "bad_type", "'limits' must be an object");
@@ -438,9 +440,11 @@ static int read_limits(const cJSON *limits, struct run_limits *l, struct request
             return fail(e, 400, "unknown_field",
                         "unknown limit '%.64s' (timeout_ms, memory_mb, output_kb)", item->string);
         long max = *keys[k].field / keys[k].scale, v;
-        if (get_whole(item, 1, max, &v) < 0)
-            return fail(e, 400, "bad_limit", "limits.%s must be a whole number from 1 to %ld",
-                        keys[k].key, max);
+        if (get_whole(item, keys[k].min, max, &v) < 0)
+            return fail(e, 400, "bad_limit", "limits.%s must be a whole number from %ld to %ld",
+                        keys[k].key, keys[k].min, max);
+        if (keys[k].field == &l->memory_mb && v != *keys[k].field)
+            l->custom_memory = 1; /* a container of its own kind: no warm one */
         *keys[k].field = v * keys[k].scale;
     }
     return 0;
@@ -508,6 +512,8 @@ static const struct profile *find_profile(const struct fields *f, const struct p
 static int gather_files(const struct fields *f, const struct profile *p, struct run_spec *spec,
                         const char **main_file, char name[64], struct request_error *e)
 {
+    if (f->cmd && strlen(f->cmd) > MAX_ARG_LEN)
+        return fail(e, 400, "bad_cmd", "'cmd' is longer than %d bytes", MAX_ARG_LEN);
     if (f->extension && !extension_valid(f->extension))
         return fail(e, 400, "bad_extension", "'extension' must be 1 to 16 letters or digits");
     if (!f->files) {
@@ -536,6 +542,19 @@ static int gather_files(const struct fields *f, const struct profile *p, struct 
     return 0;
 }
 
+/* A key given twice: which one counts is up to each parser, so refuse. */
+static int check_duplicates(const cJSON *o, struct request_error *e)
+{
+    for (const cJSON *a = o->child; a; a = a->next) {
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                return fail(e, 400, "bad_json", "the key '%.64s' is given twice", a->string);
+        if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && check_duplicates(a, e) < 0)
+            return BG_EINVAL;
+    }
+    return 0;
+}
+
 static int from_json(const struct request_in *in, const struct profile_set *set,
                      const struct config *cfg, struct run_spec *spec, size_t *count,
                      const struct profile **prof, struct request_error *e)
@@ -552,6 +571,9 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
         return fail(e, 400, "bad_json", "the body holds a NUL byte (send binary as base64)");
     if (request_has_escaped_nul(in->body, in->body_len))
         return fail(e, 400, "bad_json", "strings may not contain \\u0000 (send binary as base64)");
+    if (utf8_valid_prefix(in->body, in->body_len) != in->body_len)
+        return fail(e, 400, "bad_json", "the body is not valid UTF-8 (near byte %zu)",
+                    utf8_valid_prefix(in->body, in->body_len));
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(in->body, in->body_len, &end, 0);
     if (!root)
@@ -569,6 +591,8 @@ static int from_json(const struct request_in *in, const struct profile_set *set,
         rc = fail(e, 400, "bad_json", "the body must be a JSON object");
         goto out;
     }
+    if ((rc = check_duplicates(root, e)) < 0)
+        goto out;
     if ((rc = read_fields(root, cfg, &f, e)) < 0 || !(p = find_profile(&f, set, e)) ||
         (rc = gather_files(&f, p, spec, &main_file, name, e)) < 0 ||
         (f.args && (rc = read_args(f.args, &args, e)) < 0)) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../common/buf.h"
@@ -15,6 +16,8 @@
 
 #define CONNECTION_TIMEOUT_S 30
 #define THREADS 2
+#define MAX_CONNECTIONS 8192
+#define MAX_PER_ADDRESS 256
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -265,6 +268,51 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     conn_unref(c);
 }
 
+/*
+ * Percent-decoding that leaves "%00" as it is: a decoded NUL would cut the
+ * path or a query value short as a C string ("/compile%00x" would reach
+ * /compile, "lang=python%00x" would be python). Left encoded, they are
+ * just names that match nothing.
+ */
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *in = s, *out = s;
+    while (*in) {
+        int hi, lo;
+        if (in[0] == '%' && in[1] && in[2] && (hi = hexval(in[1])) >= 0 &&
+            (lo = hexval(in[2])) >= 0 && (hi || lo)) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 3;
+        } else
+            *out++ = *in++;
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
+/* Room for many suspended requests: as many descriptors as allowed. */
+static void raise_nofile(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 struct http_server *http_start(struct service *s, char err[BG_ERRLEN])
 {
     struct http_server *h = calloc(1, sizeof *h);
@@ -295,11 +343,17 @@ struct http_server *http_start(struct service *s, char err[BG_ERRLEN])
         free(h);
         return NULL;
     }
+    raise_nofile();
+    /* Slow and idle clients: an idle timeout, and a cap per address so one
+     * client cannot hold every connection (a byte a second resets the idle
+     * timer; the per-address cap is what bounds it). */
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_PER_ADDRESS,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!h->daemon) {
         bg_fail(err, BG_EIO, "cannot listen on %s:%ld (in use?)", s->cfg.host, s->cfg.port);
         free(h);

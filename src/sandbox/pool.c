@@ -86,7 +86,9 @@ static long total_target(const struct pool *p)
 
 int pool_take(struct pool *p, const struct run_spec *spec, struct run_container *out)
 {
-    if (!p || p->cap <= 0)
+    /* A request with a memory of its own would make a kind nobody else
+     * shares: it runs cold and asks the pool for nothing. */
+    if (!p || p->cap <= 0 || spec->limits.custom_memory)
         return 0;
     pthread_mutex_lock(&p->lock);
     struct kind *k = kind_of(p, spec, 1);

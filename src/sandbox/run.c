@@ -165,11 +165,18 @@ static cJSON *host_config(const struct run_context *ctx, const struct run_limits
     /* exec: compiled programs run from the workspace (environment.md).
      * Owned by the program's uid: the supervisor writes the files as that
      * user, never as root. (No WorkingDir: runc would reset the mode.) */
-    snprintf(tmpfs, sizeof tmpfs, "rw,exec,nosuid,nodev,size=%ldm,mode=0755,uid=65534,gid=65534",
-             l->tmpfs_mb);
+    /* nr_inodes: millions of empty files would otherwise eat kernel
+     * memory instead of ending in ENOSPC (threats.md: disk). */
+    long inodes = l->tmpfs_mb * 256;
+    snprintf(tmpfs, sizeof tmpfs,
+             "rw,exec,nosuid,nodev,size=%ldm,nr_inodes=%ld,mode=0755,uid=65534,gid=65534",
+             l->tmpfs_mb, inodes);
     cJSON_AddStringToObject(t, "/work", tmpfs);
-    snprintf(tmpfs, sizeof tmpfs, "rw,noexec,nosuid,nodev,size=%ldm,mode=1777", l->tmpfs_mb);
+    snprintf(tmpfs, sizeof tmpfs, "rw,noexec,nosuid,nodev,size=%ldm,nr_inodes=%ld,mode=1777",
+             l->tmpfs_mb, inodes);
     cJSON_AddStringToObject(t, "/tmp", tmpfs);
+    /* /dev/shm is the third writable place: as small as the others. */
+    cJSON_AddNumberToObject(hc, "ShmSize", (double)l->tmpfs_mb * 1024 * 1024);
     /* bg-supervisor comes from a read-only volume: no host path is shared,
      * so a remote engine works, and the program cannot change it. */
     cJSON *mounts = cJSON_AddArrayToObject(hc, "Mounts");
@@ -391,6 +398,8 @@ static void take_result(struct step_result *s, const uint8_t *p, uint32_t len)
         s->cpu_ms = (long)v;
     if (proto_kv_int(p, len, "memory_kb", &v) == 0)
         s->memory_kb = (long)v;
+    if (proto_kv_int(p, len, "artifact_limit", &v) == 0)
+        s->artifact_limit = v != 0;
 }
 
 static int on_frame(void *arg, uint8_t type, const uint8_t *p, uint32_t len)
@@ -509,7 +518,7 @@ static enum run_status judge(const struct run_result *r, int compile_only)
 {
     const struct step_result *c = &r->compile, *s = &r->run;
     if (c->present && (c->exit_code != 0 || c->signal || c->timed_out || c->output_limit ||
-                       c->oom_killed))
+                       c->oom_killed || c->artifact_limit))
         return RUN_COMPILE_ERROR;
     if (!s->present)
         return compile_only && c->present ? RUN_OK : RUN_INTERNAL_ERROR;

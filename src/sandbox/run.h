@@ -35,6 +35,7 @@ struct run_limits {
     long tmpfs_mb;
     long cpu_shares;
     long artifact_bytes; /* >0: compile only, send the workspace back */
+    int custom_memory;   /* the request lowered the memory: no ready container */
 };
 
 /* Everything a run needs; owned by whoever builds it (job layer). */
@@ -72,6 +73,7 @@ struct step_result {
     int exit_code;       /* -1 when killed by a signal */
     int signal;          /* 0 when none */
     int timed_out, output_limit, oom_killed;
+    int artifact_limit; /* a compile left more than the service carries */
     long wall_ms, cpu_ms, memory_kb;
 };
 

@@ -2,6 +2,11 @@
 #include "luajson.h"
 
 #include <lauxlib.h>
+#include <string.h>
+
+#include "../common/buf.h"
+#include "../common/jsonstr.h"
+#include "../common/utf8.h"
 
 #define MAX_DEPTH 32
 #define TO_JSON_MAX_NODES 100000
@@ -14,6 +19,15 @@ int push_json(lua_State *L, const cJSON *j, int depth)
     luaL_checkstack(L, 4, "JSON");
     if (cJSON_IsString(j))
         lua_pushstring(L, j->valuestring);
+    else if (cJSON_IsRaw(j) && j->valuestring && j->valuestring[0] == '"') {
+        /* Text with NUL bytes, quoted by us (see common/jsonstr.h). */
+        struct buf text = BUF_INIT;
+        if (json_unquote(j->valuestring, &text) == 0)
+            lua_pushlstring(L, text.data ? text.data : "", text.len);
+        else
+            lua_pushnil(L);
+        buf_free(&text);
+    }
     else if (cJSON_IsNumber(j)) {
         if (j->valuedouble == (double)(lua_Integer)j->valuedouble)
             lua_pushinteger(L, (lua_Integer)j->valuedouble);
@@ -62,6 +76,22 @@ static int is_array(lua_State *L, int idx)
 }
 
 static cJSON *encode(lua_State *L, int idx, int depth, long *budget, const char **why);
+
+/* A Lua string may hold any bytes: repair them to UTF-8, and keep NULs. */
+static cJSON *encode_string(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (utf8_valid_prefix(s, len) == len && strlen(s) == len)
+        return cJSON_CreateString(s);
+    struct buf safe = BUF_INIT, lit = BUF_INIT;
+    cJSON *item = NULL;
+    if (utf8_repair(s, len, 0, &safe) == 0 && json_quote(safe.data, safe.len, &lit) == 0)
+        item = cJSON_CreateRaw(lit.data);
+    buf_free(&safe);
+    buf_free(&lit);
+    return item;
+}
 
 /* The items of a table at idx into out, in order for an array. */
 static int encode_items(lua_State *L, int idx, int array, cJSON *out, int depth, long *budget,
@@ -114,7 +144,7 @@ static cJSON *encode(lua_State *L, int idx, int depth, long *budget, const char 
     case LUA_TNUMBER:
         return cJSON_CreateNumber(lua_tonumber(L, idx));
     case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
+        return encode_string(L, idx);
     case LUA_TTABLE:
         break;
     default:
