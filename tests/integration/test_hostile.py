@@ -1004,7 +1004,10 @@ int main(void) {
                 # verbatim too, never as a frame.
                 self.assertIn(r["stdout"], (text + "pid1 fds: EACCES EACCES EACCES\n",
                                             text * 2 + "pid1 fds: EACCES EACCES EACCES\n"))
-                self.assertIn(r["stderr"], (text, text * 2))
+                self.assertTrue(r["stderr"].startswith(text), r["stderr"][:200])
+                rest = r["stderr"][len(text):]
+                # bash says why its reopen failed, on stderr.
+                self.assertTrue(rest in ("", text) or "Permission denied" in rest, rest)
 
     # ---- compile bombs: the compile runs in the sandbox with its limits ----
 
