@@ -9,8 +9,11 @@
     --url is given. Sequential latency of python print(1) and of a C program
     (compile + run), throughput at the same concurrencies, and a 1 MB output.
 
-Every service figure is printed with its ratio to the floor of the same run,
-and everything goes into a JSON file. Python 3 standard library only.
+Sequential floor and service runs alternate (A B, B A, ...) with a gap after
+each, so both sides see the same (shared, noisy) machine; the service's python
+print(1) is also measured back to back. Throughput counts the runs that end in
+a window after a warm-up. Every service figure is printed with its ratio to
+the floor of the same run, and everything goes into a JSON file. Python 3 standard library only.
 See bench/README.md and docs/PERFORMANCE.md.
 """
 

@@ -18,15 +18,17 @@ struct kind {
     time_t last_used;
 };
 
+#define REFILL_THREADS 2 /* starts overlap in the engine: two at once keep up better */
+
 struct pool {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    pthread_t refill;
+    pthread_t refill[REFILL_THREADS];
     int started, stopping;
     long cap;
     struct kind kinds[MAX_KINDS];
     size_t nkinds;
-    struct docker *d; /* the refill thread's own connection */
+    char *docker_host;
     struct run_context ctx;
 };
 
@@ -153,18 +155,27 @@ static struct kind *next_short(struct pool *p, struct run_container *expired, in
     return NULL;
 }
 
+static struct docker *engine(const struct pool *p)
+{
+    struct dk_transport *t = transport_curl_new(p->docker_host);
+    return t ? docker_new(t) : NULL;
+}
+
 static void *refill_main(void *arg)
 {
     struct pool *p = arg;
     struct run_container expired[POOL_PER_KIND];
     int nexpired;
+    struct docker *d = engine(p); /* each refill thread its own connection */
+    if (!d)
+        return NULL;
     pthread_mutex_lock(&p->lock);
     while (!p->stopping) {
         struct kind *k = next_short(p, expired, &nexpired);
         if (nexpired) {
             pthread_mutex_unlock(&p->lock);
             for (int i = 0; i < nexpired; i++)
-                run_container_discard(p->d, &expired[i]);
+                run_container_discard(d, &expired[i]);
             pthread_mutex_lock(&p->lock);
             continue;
         }
@@ -182,7 +193,7 @@ static void *refill_main(void *arg)
         pthread_mutex_unlock(&p->lock);
         struct run_container c;
         char err[BG_ERRLEN];
-        int rc = run_container_open(p->d, &p->ctx, image, &limits, &c, err);
+        int rc = run_container_open(d, &p->ctx, image, &limits, &c, err);
         pthread_mutex_lock(&p->lock);
         k->starting--;
         if (rc == 0 && !p->stopping && k->ready_n < POOL_PER_KIND) {
@@ -190,7 +201,7 @@ static void *refill_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&p->lock);
-        run_container_discard(p->d, &c);
+        run_container_discard(d, &c);
         if (rc < 0) {
             /* The engine is away or the image missing: back off, and let
              * demand (a miss) ask again. */
@@ -203,6 +214,7 @@ static void *refill_main(void *arg)
             k->target = 0;
     }
     pthread_mutex_unlock(&p->lock);
+    docker_free(d);
     return NULL;
 }
 
@@ -215,17 +227,12 @@ struct pool *pool_new(const char *docker_host, const struct run_context *ctx, lo
     pthread_cond_init(&p->wake, NULL);
     p->cap = cap;
     p->ctx = *ctx;
-    if (cap <= 0)
-        return p;
-    struct dk_transport *t = transport_curl_new(docker_host);
-    p->d = t ? docker_new(t) : NULL;
-    if (!p->d || pthread_create(&p->refill, NULL, refill_main, p) != 0) {
-        docker_free(p->d);
-        p->d = NULL;
-        p->cap = 0;
-        return p;
-    }
-    p->started = 1;
+    p->docker_host = docker_host ? strdup(docker_host) : NULL;
+    for (int i = 0; cap > 0 && i < REFILL_THREADS; i++)
+        if (pthread_create(&p->refill[i], NULL, refill_main, p) == 0)
+            p->started++;
+    if (!p->started)
+        p->cap = 0; /* no refill: every run goes cold */
     return p;
 }
 
@@ -237,12 +244,14 @@ void pool_free(struct pool *p)
     p->stopping = 1;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    if (p->started)
-        pthread_join(p->refill, NULL);
-    for (size_t i = 0; i < p->nkinds; i++)
+    for (int i = 0; i < p->started; i++)
+        pthread_join(p->refill[i], NULL);
+    struct docker *d = engine(p);
+    for (size_t i = 0; d && i < p->nkinds; i++)
         while (p->kinds[i].ready_n)
-            run_container_discard(p->d, &p->kinds[i].ready[--p->kinds[i].ready_n]);
-    docker_free(p->d);
+            run_container_discard(d, &p->kinds[i].ready[--p->kinds[i].ready_n]);
+    docker_free(d);
+    free(p->docker_host);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
     free(p);
