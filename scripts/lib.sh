@@ -184,8 +184,11 @@ bg_start_dockerd() {
     if [ -r /var/run/docker.pid ]; then
         pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
     fi
+    # A killed daemon may linger as a zombie (its parent never reaps it):
+    # that one will never answer, so it counts as gone.
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && \
-        [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = dockerd ]; then
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = dockerd ] && \
+        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)" != Z ]; then
         bg_log "dockerd: pid $pid exists but does not answer yet; waiting"
     else
         if [ "$(id -u)" -ne 0 ]; then

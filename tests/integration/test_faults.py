@@ -44,6 +44,9 @@ class EngineFaultTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertTrue(our_containers(), "the run never started")
         subprocess.run(["pkill", "-KILL", "-x", "dockerd"], check=True)
+        deadline = time.time() + 30
+        while engine_up() and time.time() < deadline:
+            time.sleep(0.1)
         t.join(120)
         status, _, body = box["r"]
         # The run in flight fails with a clear internal error, not a hang.
