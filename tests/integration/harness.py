@@ -180,6 +180,14 @@ class ServerTest(unittest.TestCase):
         if rc != 0:
             print(cls.server.log_text())
         assert rc == 0, "server exit status %r" % rc
+        # While a server runs, its pool keeps ready containers; once it has
+        # stopped, nothing of it may remain on the engine.
+        deadline = time.time() + 30
+        left = our_containers(cls.server.instance)
+        while left and time.time() < deadline:
+            time.sleep(0.2)
+            left = our_containers(cls.server.instance)
+        assert left == [], "containers left behind by %s: %r" % (cls.server.instance, left)
 
     def assertError(self, status, headers, body, want_status, want_code=None):
         self.assertEqual(status, want_status, body)
