@@ -197,6 +197,10 @@ bg_start_dockerd() {
             fi
             bg_die "dockerd: not running and not root: cannot start it"
         fi
+        # A daemon killed with SIGKILL leaves its pid file, and may linger as
+        # a zombie whose /proc entry makes a new dockerd refuse to start
+        # ("pid file found"): the file names no live daemon, so it goes.
+        rm -f /var/run/docker.pid
         local dockerd
         dockerd="$(command -v dockerd 2>/dev/null || true)"
         [ -n "$dockerd" ] || dockerd=/usr/sbin/dockerd
