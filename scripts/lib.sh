@@ -201,6 +201,18 @@ bg_start_dockerd() {
         # a zombie whose /proc entry makes a new dockerd refuse to start
         # ("pid file found"): the file names no live daemon, so it goes.
         rm -f /var/run/docker.pid
+        # Its containerd outlives a killed dockerd and keeps the socket the
+        # new daemon's own containerd needs: stop it first (the containers'
+        # shims are separate processes and keep running).
+        local cpid
+        cpid="$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)"
+        if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
+            bg_log "dockerd: stopping the containerd a dead dockerd left (pid $cpid)"
+            kill -TERM "$cpid" 2>/dev/null || true
+            local t1=$SECONDS
+            while kill -0 "$cpid" 2>/dev/null && [ $((SECONDS - t1)) -lt 10 ]; do sleep 0.2; done
+            kill -KILL "$cpid" 2>/dev/null || true
+        fi
         local dockerd
         dockerd="$(command -v dockerd 2>/dev/null || true)"
         [ -n "$dockerd" ] || dockerd=/usr/sbin/dockerd

@@ -75,7 +75,14 @@ class EngineFaultTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body[0]["stdout"], "2\n")
         # The container of the interrupted run is removed too (the reaper
-        # retries what could not be removed while the engine was away).
+        # retries what could not be removed while the engine was away): after
+        # a sweep, only the pool's ready containers are left, all running.
+        time.sleep(12)  # one reaper interval
+        for c in our_containers(self.server.instance):
+            status, info = engine("GET", "/containers/%s/json" % c)
+            if status == 200:
+                self.assertTrue(info["State"]["Running"], "a dead run's container is left")
+        self.assertEqual(self.server.stop(), 0)
         wait_no_containers(self, timeout=40)
 
 
