@@ -63,18 +63,19 @@ static int load_config(struct config *cfg, int argc, char **argv)
         return 2;
     }
     const char *file = first.config_file;
-    int explicit = file != NULL;
     if (!file && access(DEFAULT_CONFIG, F_OK) == 0)
         file = DEFAULT_CONFIG;
     config_defaults(cfg);
-    if (file && (rc = script_load_config(file, cfg, err)) < 0) {
+    if (file && script_load_config(file, cfg, err) < 0) {
         fprintf(stderr, "bg-compiler: %s\n", err);
         config_free(&first);
-        return explicit || rc != BG_ESCRIPT ? 2 : 2;
+        config_free(cfg);
+        return 2;
     }
     config_free(&first);
     if (config_parse_args(cfg, argc, argv, &help, err) < 0) {
         fprintf(stderr, "bg-compiler: %s\n", err);
+        config_free(cfg);
         return 2;
     }
     return 0;
