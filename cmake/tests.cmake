@@ -26,6 +26,6 @@ foreach(t ${integration_tests})
   get_filename_component(stem ${t} NAME_WE)
   add_test(NAME integration.${stem} COMMAND ${Python3_EXECUTABLE} ${t})
   set_tests_properties(integration.${stem} PROPERTIES LABELS integration TIMEOUT 900
-    ENVIRONMENT "BG_BINARY=$<TARGET_FILE:bg-compiler>;BG_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    ENVIRONMENT "BG_BINARY=$<TARGET_FILE:bg-compiler>;BG_SOURCE_DIR=${CMAKE_SOURCE_DIR};BG_SANITIZED=$<BOOL:${BG_SANITIZE}>"
     RUN_SERIAL TRUE)
 endforeach()

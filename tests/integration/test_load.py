@@ -2,6 +2,7 @@
 Every request is answered (200 or 503 with Retry-After), every accepted run
 returns its own output, memory stays flat, no container is left."""
 import json
+import os
 import threading
 import time
 import unittest
@@ -75,8 +76,11 @@ class LoadTest(unittest.TestCase):
             self.assertEqual(errors, [])
             self.assertEqual(counts["ok"] + counts["busy"], REQUESTS)
             self.assertGreater(counts["ok"], 0)
-            # Flat: no growth with the number of requests served.
-            self.assertLess(after - before, 20 * 1024, "server memory grew under load")
+            # Flat: no growth with the number of requests served. Under
+            # AddressSanitizer freed memory sits in its quarantine, so RSS
+            # says nothing there; LeakSanitizer checks leaks at exit instead.
+            if os.environ.get("BG_SANITIZED") != "1":
+                self.assertLess(after - before, 20 * 1024, "server memory grew under load")
             status, _, _ = s.request("GET", "/healthz")
             self.assertEqual(status, 200)
         finally:
