@@ -223,9 +223,17 @@ static int cmd_selftest(int argc, char **argv)
         goto out_args;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (transport_global_init() < 0 || service_init(&svc, &cfg, set, err) < 0 ||
-        service_start(&svc, err) < 0) {
+    if (transport_global_init() < 0) {
+        fprintf(stderr, "bg-compiler: cannot initialise libcurl\n");
+        profile_set_unref(set);
+        config_free(&cfg);
+        rc = 1;
+        goto out_args;
+    }
+    if (service_init(&svc, &cfg, set, err) < 0 || service_start(&svc, err) < 0) {
         fprintf(stderr, "bg-compiler: %s\n", err);
+        service_stop(&svc);
+        service_free(&svc);
         rc = 1;
         goto out_args;
     }
@@ -320,9 +328,23 @@ static int cmd_start(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (transport_global_init() < 0 || service_init(&svc, &cfg, set, err) < 0 ||
-        service_start(&svc, err) < 0 || !(http = http_start(&svc, err))) {
+    if (transport_global_init() < 0) {
+        fprintf(stderr, "bg-compiler: cannot initialise libcurl\n");
+        profile_set_unref(set);
+        config_free(&cfg);
+        return 1;
+    }
+    /* From here the service owns cfg and set, even when service_init fails
+     * (service_free copes with a half-made service). */
+    if (service_init(&svc, &cfg, set, err) < 0) {
         fprintf(stderr, "bg-compiler: %s\n", err);
+        service_free(&svc);
+        return 1;
+    }
+    if (service_start(&svc, err) < 0 || !(http = http_start(&svc, err))) {
+        fprintf(stderr, "bg-compiler: %s\n", err);
+        service_stop(&svc); /* joins what service_start had started */
+        service_free(&svc);
         return 1;
     }
     log_info("bg-compiler %s listening on %s:%ld (%ld workers, backlog %ld, instance %s)",
