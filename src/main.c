@@ -230,9 +230,11 @@ static int cmd_selftest(int argc, char **argv)
         rc = 1;
         goto out_args;
     }
-    if (service_init(&svc, &cfg, set, err) < 0 || service_start(&svc, err) < 0) {
+    int init = service_init(&svc, &cfg, set, err);
+    if (init < 0 || service_start(&svc, err) < 0) {
         fprintf(stderr, "bg-compiler: %s\n", err);
-        service_stop(&svc);
+        if (init == 0)
+            service_stop(&svc); /* joins what service_start had started */
         service_free(&svc);
         rc = 1;
         goto out_args;
