@@ -17,4 +17,9 @@ struct cap_alloc {
 /* A lua_Alloc; ud is a struct cap_alloc. */
 void *cap_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/* A Lua state under a's ceiling with only the safe libraries opened (base,
+ * string, table, math, utf8), the stack left empty; NULL if out of memory.
+ * Each caller then removes or wraps what it must. */
+struct lua_State *cap_state_new(struct cap_alloc *a);
+
 #endif

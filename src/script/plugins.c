@@ -503,17 +503,11 @@ static int state_open(struct plugin_host *h, struct lstate *st, char *err)
     st->broken = 0;
     st->mem.used = 0;
     st->mem.cap = PLUGIN_MEM_CAP;
-    st->L = lua_newstate(cap_alloc_fn, &st->mem);
+    st->L = cap_state_new(&st->mem);
     if (!st->L)
         return bg_fail(err, BG_ENOMEM, "cannot create a Lua state");
     *(struct lstate **)lua_getextraspace(st->L) = st;
     lua_State *L = st->L;
-    luaL_requiref(L, "_G", luaopen_base, 1);
-    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
-    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
-    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
-    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
-    lua_settop(L, 0);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "bg.plugins");
     for (size_t i = 0; i < h->n; i++) {

@@ -38,15 +38,9 @@ static int l_undefined_global(lua_State *L)
  */
 static lua_State *sandbox_new(struct cap_alloc *a)
 {
-    lua_State *L = lua_newstate(cap_alloc_fn, a);
+    lua_State *L = cap_state_new(a);
     if (!L)
         return NULL;
-    luaL_requiref(L, "_G", luaopen_base, 1);
-    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
-    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
-    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
-    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
-    lua_pop(L, 5);
     /* pcall/xpcall could catch the budget error and go on, and an xpcall
      * handler or a __gc finalizer runs with hooks off (no budget at all):
      * nothing may catch errors or set finalizers. */
