@@ -105,3 +105,6 @@ bg_fuzz_target(profiles
           ${bg_fuzz_run_sources}
   LIBS PkgConfig::LUA PkgConfig::CJSON PkgConfig::CURL)
 bg_fuzz_target(base64 SOURCES src/common/base64.c src/common/buf.c)
+bg_fuzz_target(wire
+  SOURCES src/cluster/wire.c src/common/base64.c ${bg_fuzz_run_sources}
+  LIBS PkgConfig::CJSON PkgConfig::CURL)

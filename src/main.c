@@ -1,7 +1,10 @@
 /*
  * bg-compiler: the command line.
  *
- *   bg-compiler start [FLAGS]   run the service (see --help)
+ *   bg-compiler start [FLAGS]   run the service (see --help); with --queue
+ *                               redis://..., a front door of a shared queue
+ *   bg-compiler worker --queue redis://... [FLAGS]
+ *                               run the shared queue's jobs on this host
  *   bg-compiler images [--languages FILE]
  *                               list each image and its Debian packages
  *                               (what scripts/build-images builds)
@@ -34,7 +37,9 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: bg-compiler start [FLAGS]      run the service\n"
+            "usage: bg-compiler start [FLAGS]      run the service (a front door with --queue)\n"
+            "       bg-compiler worker --queue redis://HOST:PORT [FLAGS]\n"
+            "                                      run jobs of the shared queue on this host\n"
             "       bg-compiler images [--languages FILE]\n"
             "                                      list language images and their packages\n"
             "       bg-compiler selftest [LANG...] [FLAGS]\n"
@@ -299,7 +304,9 @@ static void reload(struct service *s)
         log_info("reload: plugins %s", s->cfg.plugins);
 }
 
-static int cmd_start(int argc, char **argv)
+/* `start` (worker_process 0) and `worker` (1): the same service, but a
+ * worker takes its jobs from Redis and answers only probes over HTTP. */
+static int cmd_serve(int argc, char **argv, int worker_process)
 {
     struct config cfg;
     struct service svc;
@@ -310,6 +317,12 @@ static int cmd_start(int argc, char **argv)
     int rc = load_config(&cfg, argc, argv), sig = 0;
     if (rc)
         return rc;
+    cfg.worker_process = worker_process;
+    if (worker_process && !cfg.queue) {
+        fprintf(stderr, "bg-compiler: worker needs --queue redis://HOST:PORT\n");
+        config_free(&cfg);
+        return 2;
+    }
     enum log_level level;
     if (log_parse_level(cfg.log_level, &level) < 0) {
         fprintf(stderr, "bg-compiler: --log-level must be debug, info, warn or error\n");
@@ -349,8 +362,10 @@ static int cmd_start(int argc, char **argv)
         service_free(&svc);
         return 1;
     }
-    log_info("bg-compiler %s listening on %s:%ld (%ld workers, backlog %ld, instance %s)",
-             BG_VERSION, svc.cfg.host, svc.cfg.port, svc.cfg.workers, svc.cfg.backlog,
+    log_info("bg-compiler %s %s listening on %s:%ld (%ld workers, backlog %ld, queue %s, "
+             "instance %s)",
+             BG_VERSION, worker_process ? "worker" : "service", svc.cfg.host, svc.cfg.port,
+             svc.cfg.workers, svc.cfg.backlog, svc.cfg.queue ? svc.redis.host : "in-process",
              svc.inst.id);
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)
@@ -378,7 +393,9 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "start") == 0)
-        return cmd_start(argc - 2, argv + 2);
+        return cmd_serve(argc - 2, argv + 2, 0);
+    if (strcmp(cmd, "worker") == 0)
+        return cmd_serve(argc - 2, argv + 2, 1);
     if (strcmp(cmd, "images") == 0)
         return cmd_images(argc - 2, argv + 2);
     if (strcmp(cmd, "selftest") == 0)

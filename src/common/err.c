@@ -19,6 +19,7 @@ const char *bg_strerror(int code)
     case BG_ENOTFOUND: return "not found";
     case BG_ESCRIPT: return "script error";
     case BG_EREFUSED: return "refused by the docker engine";
+    case BG_EQUEUE: return "the shared queue (Redis) failed";
     }
     return "unknown error";
 }

@@ -26,6 +26,7 @@ enum {
     BG_ENOTFOUND = -10,
     BG_ESCRIPT = -11, /* a Lua file failed to load or validate */
     BG_EREFUSED = -12, /* the engine answered, with an error */
+    BG_EQUEUE = -13,   /* the shared queue (Redis) is unreachable or failed */
 };
 
 const char *bg_strerror(int code);

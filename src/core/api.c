@@ -203,29 +203,71 @@ static void send_json(struct api_response *resp, int status, cJSON *j)
     resp->body = print(j);
 }
 
+/* The shared queue's figures, as seen from any front door or worker. */
+static void render_queue(struct service *s, struct buf *b)
+{
+    char version[32], err[BG_ERRLEN];
+    struct rq_stats st = {0};
+    if (!s->cfg.queue)
+        return;
+    int up = service_queue_stats(s, version, &st, err) == 0;
+    buf_appendf(b,
+                "# HELP bg_redis_up Whether the shared queue (Redis) answers.\n"
+                "# TYPE bg_redis_up gauge\nbg_redis_up %d\n", up);
+    if (!up)
+        return;
+    buf_appendf(b,
+                "# HELP bg_cluster_queue_length Jobs in the shared queue, waiting or running.\n"
+                "# TYPE bg_cluster_queue_length gauge\nbg_cluster_queue_length %ld\n"
+                "# HELP bg_cluster_queue_pending Jobs a worker took and has not answered.\n"
+                "# TYPE bg_cluster_queue_pending gauge\nbg_cluster_queue_pending %ld\n"
+                "# HELP bg_cluster_jobs_claimed_total Jobs taken over from a dead worker.\n"
+                "# TYPE bg_cluster_jobs_claimed_total counter\nbg_cluster_jobs_claimed_total %ld\n"
+                "# HELP bg_cluster_jobs_dead_total Jobs given up after their workers kept dying.\n"
+                "# TYPE bg_cluster_jobs_dead_total counter\nbg_cluster_jobs_dead_total %ld\n",
+                st.length, st.pending, st.claimed, st.dead);
+}
+
 /* Prometheus text, not JSON: the HTTP side sends it as text/plain. */
 static void route_metrics(struct service *s, struct api_response *resp)
 {
     struct buf b = BUF_INIT;
     metrics_render(&b, (long)s->queue->ops->depth(s->queue->self), atomic_load(&s->busy),
                    s->cfg.workers, pool_ready(s->pool));
+    render_queue(s, &b);
     resp->status = 200;
     resp->body = buf_steal(&b);
     resp->content_type = "text/plain; version=0.0.4";
 }
 
+/* Healthy: the engine answers (when this process runs jobs) and Redis
+ * answers (with a shared queue). A bare front door needs no engine. */
 static void route_healthz(struct service *s, const struct api_request *req,
                           struct api_response *resp)
 {
-    char version[64], err[BG_ERRLEN];
-    if (service_engine_version(s, version, err) < 0) {
+    char version[64] = "", redis[32] = "", err[BG_ERRLEN];
+    struct rq_stats st = {0};
+    if (service_runs_jobs(s) && service_engine_version(s, version, err) < 0) {
         api_error(resp, 503, "engine_unavailable", err, req->request_id);
+        resp->retry_after = 5;
+        return;
+    }
+    if (s->cfg.queue && service_queue_stats(s, redis, &st, err) < 0) {
+        api_error(resp, 503, "queue_unavailable", err, req->request_id);
         resp->retry_after = 5;
         return;
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", "ok");
-    cJSON_AddStringToObject(j, "engine", version);
+    if (version[0])
+        cJSON_AddStringToObject(j, "engine", version);
+    if (redis[0]) {
+        cJSON_AddStringToObject(j, "redis", redis);
+        cJSON_AddNumberToObject(j, "cluster_queue_length", (double)st.length);
+    }
+    cJSON_AddStringToObject(j, "role", s->cfg.worker_process ? "worker"
+                                       : s->cfg.queue        ? "front"
+                                                             : "standalone");
     cJSON_AddNumberToObject(j, "queued", (double)s->queue->ops->depth(s->queue->self));
     cJSON_AddNumberToObject(j, "busy_workers", atomic_load(&s->busy));
     send_json(resp, 200, j);
@@ -372,6 +414,10 @@ static int route_compile(struct service *s, const struct api_request *req,
         else if (rc == BG_ECLOSED)
             api_error(resp, 503, "shutting_down", "the service is shutting down",
                       req->request_id);
+        else if (rc == BG_EQUEUE)
+            api_error(resp, 503, "queue_unavailable",
+                      "the shared job queue (Redis) is unreachable: retry later",
+                      req->request_id);
         else
             api_error(resp, 500, "internal_error", "out of memory", req->request_id);
         resp->retry_after = 1;
@@ -402,6 +448,12 @@ int api_handle(struct service *s, const struct api_request *req, struct api_resp
     resp->retry_after = 0;
     resp->allow = NULL;
     resp->content_type = NULL;
+    if (strcmp(path, "/compile") == 0 && strcmp(m, "POST") == 0 && s->cfg.worker_process) {
+        api_error(resp, 404, "not_a_front_door",
+                  "this process is a worker of the shared queue: send requests to a front door",
+                  req->request_id);
+        return API_READY;
+    }
     if (strcmp(path, "/compile") == 0 && strcmp(m, "POST") == 0)
         return route_compile(s, req, resp, pending, on_done, arg);
     /* Probes stay ungated so health checks keep working; the rest is

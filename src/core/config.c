@@ -27,7 +27,8 @@ static const struct flag flags[] = {
     F_LONG("cpu", cpu_shares, 2, 262144, "CPU shares per run (default 1024)"),
     F_LONG("output", output_kb, 1, 1 << 20, "stdout+stderr cap per run in KB (default 30)"),
     F_LONG("timeout", timeout_s, 1, 86400, "wall-clock limit per run in seconds (default 30)"),
-    F_LONG("workers", workers, 1, 1024, "worker threads running jobs (default 4)"),
+    F_LONG("workers", workers, 1, 1024,
+           "worker threads running jobs (default 4; with --queue, start runs none unless given)"),
     F_LONG("port", port, 0, 65535, "TCP port to listen on (default 8080)"),
     {"gvisor", K_BOOL, offsetof(struct config, gvisor), 0, 1, "run containers with runtime runsc"},
     F_STR("host", host, "address to listen on (default 127.0.0.1)"),
@@ -42,6 +43,12 @@ static const struct flag flags[] = {
     F_STR("log-level", log_level, "debug, info, warn or error (default info)"),
     F_STR("plugins", plugins, "policy plugins to enable, in order (e.g. auth,ratelimit)"),
     F_STR("plugin-dir", plugin_dir, "folder searched for plugins before plugins/"),
+    F_STR("queue", queue, "shared queue redis://[[user]:password@]host[:port][/db] (default in-process)"),
+    F_LONG("claim-after", claim_after_s, 1, 3600,
+           "seconds a worker may be silent before its jobs go to another (default 30)"),
+    F_LONG("result-ttl", result_ttl_s, 1, 86400, "seconds an unread result stays in Redis (default 60)"),
+    F_LONG("queue-timeout", queue_timeout_s, 1, 86400,
+           "seconds a shared-queue job may go unanswered before it fails (default 300)"),
 };
 
 #define NFLAGS (sizeof flags / sizeof flags[0])
@@ -72,12 +79,15 @@ void config_defaults(struct config *c)
     c->cpu_shares = 1024;
     c->output_kb = 30;
     c->timeout_s = 30;
-    c->workers = 4;
+    c->workers = CONFIG_WORKERS_UNSET;
     c->port = 8080;
     c->max_count = 10;
     c->max_body_kb = 1024;
     c->grace_s = 10;
     c->pool = 8;
+    c->claim_after_s = 30;
+    c->result_ttl_s = 60;
+    c->queue_timeout_s = 300;
     c->host = strdup("127.0.0.1");
     c->languages = strdup("lua/languages.lua");
     c->docker_host = dup_or_null(getenv("DOCKER_HOST"));
@@ -184,4 +194,11 @@ const char *config_runtime(const struct config *c)
     if (c->runtime && *c->runtime)
         return c->runtime;
     return c->gvisor ? "runsc" : NULL;
+}
+
+long config_workers(const struct config *c, int worker_process)
+{
+    if (c->workers != CONFIG_WORKERS_UNSET)
+        return c->workers;
+    return c->queue && !worker_process ? 0 : 4;
 }

@@ -23,6 +23,9 @@ struct config {
     long max_body_kb;
     long grace_s;
     long pool;
+    long claim_after_s;   /* shared queue: a silent worker's job is taken over */
+    long result_ttl_s;    /* shared queue: an unread reply list expires */
+    long queue_timeout_s; /* shared queue: a job unanswered this long fails */
     int gvisor;
     char *host;
     char *runtime;
@@ -32,9 +35,14 @@ struct config {
     char *log_level;
     char *plugins;         /* "auth,ratelimit": enabled plugins, in order */
     char *plugin_dir;      /* searched before plugins/ */
+    char *queue;           /* redis://...: the shared queue; NULL: in-process */
     char **allow_images;   /* from the config file only */
     char *plugin_settings; /* JSON object name -> settings, from the config file */
+    int worker_process;    /* `bg-compiler worker`: no HTTP jobs, runs the shared queue's */
 };
+
+/* --workers when not given: 4, or none for a front door of a shared queue. */
+#define CONFIG_WORKERS_UNSET (-1)
 
 /* Defaults: the original's, plus ours (see the flags table in config.c). */
 void config_defaults(struct config *c);
@@ -53,6 +61,10 @@ int config_parse_args(struct config *c, int argc, char **argv, int *help, char e
 
 /* Print the flags table (for --help). */
 void config_print_help(void);
+
+/* Worker threads to run: --workers, else 4, else none for a front door
+ * (`start` with --queue); a `worker` process always runs some. */
+long config_workers(const struct config *c, int worker_process);
 
 /* The runtime to use: --runtime, else "runsc" with --gvisor, else NULL. */
 const char *config_runtime(const struct config *c);

@@ -20,7 +20,8 @@ struct queue_ops {
      * BG_EFULL when n + reserve do not fit, BG_ECLOSED when closed.
      */
     int (*push)(void *self, struct job **jobs, size_t n, size_t reserve);
-    /* Queue n jobs into places reserved earlier; never full. */
+    /* Queue n jobs into places reserved earlier; never full, but a shared
+     * queue may fail (BG_EQUEUE). */
     int (*push_reserved)(void *self, struct job **jobs, size_t n);
     /* Give back n reserved places that will not be used. */
     void (*release)(void *self, size_t n);

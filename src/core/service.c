@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../cluster/front.h"
+#include "../cluster/worker.h"
 #include "../common/log.h"
 #include "metrics.h"
 #include "../sandbox/reaper.h"
@@ -15,6 +17,21 @@ static struct docker *engine_new(const struct service *s)
 {
     struct dk_transport *t = transport_curl_new(s->cfg.docker_host);
     return t ? docker_new(t) : NULL;
+}
+
+static void remote_done(struct job *j, void *arg);
+
+/* The in-process queue, or a front door's view of the shared one. */
+static int queue_new(struct service *s, char *err)
+{
+    if (!s->cfg.queue || s->cfg.worker_process) {
+        s->queue = queue_mem_new((size_t)s->cfg.backlog);
+        return s->queue ? 0 : bg_fail(err, BG_ENOMEM, "out of memory");
+    }
+    struct front_options o = {s->redis, s->inst.id, s->cfg.backlog, s->cfg.queue_timeout_s,
+                              s->cfg.result_ttl_s, remote_done, s};
+    s->queue = front_new(&o, err);
+    return s->queue ? 0 : BG_ENOMEM;
 }
 
 int service_init(struct service *s, struct config *cfg, struct profile_set *profiles,
@@ -36,10 +53,17 @@ int service_init(struct service *s, struct config *cfg, struct profile_set *prof
     s->run_ctx.runtime = config_runtime(&s->cfg);
     s->run_ctx.labels = s->inst.labels;
     s->run_ctx.name_prefix = s->inst.name_prefix;
-    s->queue = queue_mem_new((size_t)s->cfg.backlog);
+    s->cfg.workers = config_workers(&s->cfg, s->cfg.worker_process);
+    if (s->cfg.queue && rq_parse_url(s->cfg.queue, &s->redis, err) < 0)
+        return BG_EINVAL;
+    if (s->cfg.worker_process && !s->cfg.queue)
+        return bg_fail(err, BG_EINVAL, "a worker needs --queue redis://HOST:PORT");
+    int rc = queue_new(s, err);
+    if (rc < 0)
+        return rc;
     s->control = engine_new(s);
     s->store = store_new();
-    if (!s->queue || !s->control || !s->store)
+    if (!s->control || !s->store)
         return bg_fail(err, BG_ENOMEM, "out of memory");
     return service_load_plugins(s, err);
 }
@@ -202,8 +226,16 @@ static void compile_finished(struct service *s, struct job *j)
                 jobs[i] = &b->jobs[i];
                 batch_ref(b);
             }
-            q->ops->push_reserved(q->self, jobs, b->count);
+            int rc = q->ops->push_reserved(q->self, jobs, b->count);
             free(jobs);
+            if (rc == 0) {
+                batch_job_done(j);
+                return;
+            }
+            for (size_t i = 0; i < b->count; i++) /* the runs were not queued */
+                batch_unref(b);
+            batch_fail_runs(b, RUN_INTERNAL_ERROR,
+                            "the compiled runs could not be queued (the shared queue failed)");
             batch_job_done(j);
             return;
         }
@@ -218,11 +250,10 @@ static void compile_finished(struct service *s, struct job *j)
     batch_job_done(j);
 }
 
-/* The run's result is known: log it and answer (the batch may go). */
-static void job_finished(void *arg)
+/* Job j's result is known: log it, count it, and answer or queue the runs
+ * of a compile (the batch may go). started_ms: when its run began. */
+static void job_complete(struct service *s, struct job *j, long started_ms)
 {
-    struct finish *f = arg;
-    struct job *j = f->job;
     struct batch *b = j->batch;
     const struct run_result *res = batch_job_result(j);
     char which[32];
@@ -231,22 +262,58 @@ static void job_finished(void *arg)
     else
         snprintf(which, sizeof which, "run %zu", j->index + 1);
     metrics_run(b->spec.language, run_status_name(res->status), res->duration_ms,
-                f->started_ms - b->queued_ms);
+                started_ms - b->queued_ms);
     if (res->status == RUN_INTERNAL_ERROR)
         log_error("[%s] %s of %s: %s", b->request_id, which, b->spec.language, res->message);
     else
         log_info("[%s] %s of %s: %s in %ld ms", b->request_id, which, b->spec.language,
                  run_status_name(res->status), res->duration_ms);
     if (j->index == JOB_COMPILE)
-        compile_finished(f->svc, j);
+        compile_finished(s, j);
     else
         batch_job_done(j);
+}
+
+static void job_finished(void *arg)
+{
+    struct finish *f = arg;
+    job_complete(f->svc, f->job, f->started_ms);
+}
+
+/* A front door's job came back from a worker elsewhere (its wait is
+ * counted up to the answer: the run's start is not known here). */
+static void remote_done(struct job *j, void *arg)
+{
+    long now = mono_ms();
+    job_complete(arg, j, now - batch_job_result(j)->duration_ms);
+}
+
+/* Run spec on d: in a ready container when the pool has one. Used by the
+ * in-process workers and by the shared queue's (worker_exec). */
+static int execute(void *ctx, struct docker *d, const struct run_spec *spec,
+                   struct run_result *res, run_done_fn done, void *arg)
+{
+    struct service *s = ctx;
+    char err[BG_ERRLEN];
+    if (ensure_supervisor(s, d, err) < 0) {
+        log_error("cannot stage the sandbox helper: %s", err);
+        run_result_init(res);
+        snprintf(res->message, sizeof res->message, "cannot prepare the sandbox: %.200s", err);
+        res->engine_down = 1;
+        done(arg);
+        return BG_EENGINE;
+    }
+    struct run_container warm;
+    int have = pool_take(s->pool, spec, &warm);
+    atomic_fetch_add(&s->busy, 1);
+    int rc = run_execute(d, &s->run_ctx, spec, res, done, arg, have ? &warm : NULL);
+    atomic_fetch_sub(&s->busy, 1);
+    return rc;
 }
 
 static void run_one(struct service *s, struct docker *d, struct job *j)
 {
     struct batch *b = j->batch;
-    struct run_result *res = batch_job_result(j);
     struct finish f = {s, j, mono_ms()};
     if (atomic_load(&b->cancelled)) {
         if (j->index == JOB_COMPILE)
@@ -254,21 +321,7 @@ static void run_one(struct service *s, struct docker *d, struct job *j)
         batch_job_fail(j, "the client went away before the run started");
         return;
     }
-    char err[BG_ERRLEN];
-    if (ensure_supervisor(s, d, err) < 0) {
-        log_error("[%s] cannot stage the sandbox helper: %s", b->request_id, err);
-        run_result_init(res);
-        snprintf(res->message, sizeof res->message, "cannot prepare the sandbox: %.200s", err);
-        res->engine_down = 1;
-        job_finished(&f);
-        return;
-    }
-    const struct run_spec *spec = batch_job_spec(j);
-    struct run_container warm;
-    int have = pool_take(s->pool, spec, &warm);
-    atomic_fetch_add(&s->busy, 1);
-    run_execute(d, &s->run_ctx, spec, res, job_finished, &f, have ? &warm : NULL);
-    atomic_fetch_sub(&s->busy, 1);
+    execute(s, d, batch_job_spec(j), batch_job_result(j), job_finished, &f);
 }
 
 static void *worker_main(void *arg)
@@ -285,6 +338,37 @@ static void *worker_main(void *arg)
     }
     docker_free(d);
     return NULL;
+}
+
+static int image_allowed(void *ctx, const char *image)
+{
+    struct profile_set *set = service_profiles(ctx);
+    int ok = profile_image_allowed(set, image);
+    profile_set_unref(set);
+    return ok;
+}
+
+static struct docker *worker_engine(void *ctx) { return engine_new(ctx); }
+
+/* The threads that run jobs: the shared queue's, or the in-process queue's. */
+static int start_workers(struct service *s, char *err)
+{
+    if (s->cfg.queue) {
+        struct worker_options o = {s->redis, s->inst.id, s->cfg.workers, s->cfg.claim_after_s,
+                                   s->cfg.result_ttl_s,
+                                   {execute, image_allowed, worker_engine, s}};
+        s->cluster = workers_start(&o, err);
+        return s->cluster ? 0 : BG_EIO;
+    }
+    s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
+    if (!s->workers)
+        return bg_fail(err, BG_ENOMEM, "out of memory");
+    for (long i = 0; i < s->cfg.workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
+            return bg_fail(err, BG_EIO, "cannot start worker threads");
+        s->nworkers++;
+    }
+    return 0;
 }
 
 static void sweep(struct service *s, struct docker *d, int own)
@@ -320,9 +404,13 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
+int service_runs_jobs(const struct service *s) { return s->cfg.workers > 0; }
+
 int service_start(struct service *s, char err[BG_ERRLEN])
 {
     char version[64], why[BG_ERRLEN];
+    if (!service_runs_jobs(s)) /* a bare front door: Redis holds its jobs */
+        return 0;
     if (service_engine_version(s, version, why) == 0) {
         log_info("docker engine %s, API %s", version, s->control->version);
         pthread_mutex_lock(&s->control_lock);
@@ -335,14 +423,9 @@ int service_start(struct service *s, char err[BG_ERRLEN])
     s->pool = pool_new(s->cfg.docker_host, &s->run_ctx, s->cfg.pool);
     if (!s->pool)
         return bg_fail(err, BG_ENOMEM, "out of memory");
-    s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
-    if (!s->workers)
-        return bg_fail(err, BG_ENOMEM, "out of memory");
-    for (long i = 0; i < s->cfg.workers; i++) {
-        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
-            return bg_fail(err, BG_EIO, "cannot start worker threads");
-        s->nworkers++;
-    }
+    int rc = start_workers(s, err);
+    if (rc < 0)
+        return rc;
     if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
         return bg_fail(err, BG_EIO, "cannot start the reaper thread");
     s->reaper_started = 1;
@@ -376,6 +459,18 @@ static long now_s(void)
     return ts.tv_sec;
 }
 
+int service_queue_stats(struct service *s, char version[32], struct rq_stats *st,
+                        char err[BG_ERRLEN])
+{
+    if (!s->cfg.queue)
+        return bg_fail(err, BG_ENOTFOUND, "no shared queue");
+    int rc = s->cluster ? workers_ping(s->cluster, version, err)
+                        : front_ping(s->queue, version, err);
+    if (rc == 0)
+        rc = s->cluster ? workers_stats(s->cluster, st, err) : front_stats(s->queue, st, err);
+    return rc;
+}
+
 void service_stop(struct service *s)
 {
     atomic_store(&s->stopping, 1);
@@ -383,6 +478,7 @@ void service_stop(struct service *s)
     pthread_cond_broadcast(&s->stop_cond);
     pthread_mutex_unlock(&s->stop_lock);
     s->queue->ops->close(s->queue->self);
+    workers_quit(s->cluster); /* the shared queue keeps what we did not take */
     /* Jobs still waiting after the grace period are answered, not run. */
     long until = now_s() + s->cfg.grace_s;
     while (now_s() < until && (s->queue->ops->depth(s->queue->self) || atomic_load(&s->busy))) {
@@ -401,6 +497,7 @@ void service_stop(struct service *s)
     }
     for (size_t i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
+    workers_stop(s->cluster);
     /* Nothing of the pool outlives the service. */
     pool_free(s->pool);
     s->pool = NULL;
@@ -409,6 +506,8 @@ void service_stop(struct service *s)
         batch_job_fail(j, "the service is shutting down");
     if (s->reaper_started)
         pthread_join(s->reaper, NULL);
+    if (!service_runs_jobs(s))
+        return;
     pthread_mutex_lock(&s->control_lock);
     sweep(s, s->control, 1);
     pthread_mutex_unlock(&s->control_lock);
@@ -416,6 +515,7 @@ void service_stop(struct service *s)
 
 void service_free(struct service *s)
 {
+    workers_free(s->cluster);
     queue_free(s->queue);
     docker_free(s->control);
     profile_set_unref(s->profiles);

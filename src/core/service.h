@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "../cluster/rq.h"
 #include "../docker/docker.h"
 #include "../script/plugins.h"
 #include "../sandbox/instance.h"
@@ -41,7 +42,9 @@ struct service {
     struct plugin_host *plugins;
     struct store *store; /* plugins' shared state: outlives reloads */
 
-    struct queue *queue;
+    struct queue *queue;     /* in-process, or a front door's shared queue */
+    struct rq_url redis;     /* with cfg.queue */
+    struct workers *cluster; /* threads running the shared queue's jobs */
     pthread_t *workers;
     size_t nworkers;
     atomic_int busy;
@@ -85,8 +88,16 @@ struct plugin_host *service_plugins(struct service *s);
  * stay and err says why (file, line, reason). */
 int service_load_plugins(struct service *s, char err[BG_ERRLEN]);
 
-/* Queue a batch (all its jobs or none): 0, BG_EFULL or BG_ECLOSED. */
+/* Queue a batch (all its jobs or none): 0, BG_EFULL, BG_ECLOSED or
+ * BG_EQUEUE (the shared queue is unreachable). */
 int service_submit(struct service *s, struct batch *b);
+
+/* Whether this process runs jobs on an engine (not a bare front door). */
+int service_runs_jobs(const struct service *s);
+/* The shared queue: 0 with Redis's version and the queue figures, or
+ * BG_EQUEUE with a message. BG_ENOTFOUND when there is no shared queue. */
+int service_queue_stats(struct service *s, char version[32], struct rq_stats *st,
+                        char err[BG_ERRLEN]);
 
 /* Engine health: 0 with its version, or BG_EENGINE with a message. */
 int service_engine_version(struct service *s, char version[64], char err[BG_ERRLEN]);

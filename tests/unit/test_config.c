@@ -59,7 +59,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->cpu_shares, 1024);
     assert_int_equal(c->output_kb, 30);
     assert_int_equal(c->timeout_s, 30);
-    assert_int_equal(c->workers, 4);
+    assert_int_equal(config_workers(c, 0), 4);
     assert_int_equal(c->port, 8080);
     assert_string_equal(c->host, "127.0.0.1");
     /* Ours. */
@@ -69,6 +69,15 @@ static void test_defaults(void **state)
     assert_null(c->runtime);
     assert_null(c->allow_images);
     assert_null(config_runtime(c));
+    /* A shared queue: a front door runs no workers unless told to. */
+    assert_int_equal(config_set(c, "queue", "redis://127.0.0.1:6379", NULL), 0);
+    assert_int_equal(config_workers(c, 0), 0);
+    assert_int_equal(config_workers(c, 1), 4);
+    assert_int_equal(config_set(c, "workers", "2", NULL), 0);
+    assert_int_equal(config_workers(c, 0), 2);
+    assert_int_equal(c->claim_after_s, 30);
+    assert_int_equal(c->result_ttl_s, 60);
+    assert_int_equal(c->queue_timeout_s, 300);
 }
 
 static void test_flag_space_value(void **state)
@@ -186,7 +195,7 @@ static void test_not_a_number(void **state)
         snprintf(arg, sizeof arg, "--workers=%s", bad[i]);
         char *a[] = {arg};
         expect_invalid(c, 1, a, "--workers", NULL);
-        assert_int_equal(c->workers, 4); /* unchanged */
+        assert_int_equal(config_workers(c, 0), 4); /* unchanged */
     }
     char *s[] = {"--timeout", "ten"};
     expect_invalid(c, ARGC(s), s, "--timeout", "ten");
@@ -206,7 +215,7 @@ static void test_out_of_range(void **state)
     char *f[] = {"--timeout=0"};
     expect_invalid(c, ARGC(f), f, "--timeout", NULL);
     assert_int_equal(c->port, 8080);
-    assert_int_equal(c->workers, 4);
+    assert_int_equal(config_workers(c, 0), 4);
     assert_int_equal(c->max_count, 10);
     assert_int_equal(c->memory_mb, 512);
     assert_int_equal(c->timeout_s, 30);
