@@ -17,18 +17,11 @@
 #define LISTEN_WAIT_S 1    /* the listener's BLPOP: also its deadline tick */
 #define BACKOFF_MAX_MS 2000
 
-/* A spec stored once in Redis for the jobs of one push. */
-struct spec_ref {
-    char key[256];
-    size_t remaining;
-};
-
 /* A job sent to Redis and not answered yet. */
 struct entry {
     unsigned long long seq;
     struct job *job;
     long deadline_s; /* monotonic */
-    struct spec_ref *spec;
     struct entry *next;
 };
 
@@ -76,6 +69,7 @@ char *front_header_encode(const struct front_header *h)
     if (cJSON_AddNumberToObject(j, "job", (double)h->seq) &&
         cJSON_AddStringToObject(j, "reply", h->reply) &&
         cJSON_AddStringToObject(j, "spec", h->spec) &&
+        cJSON_AddNumberToObject(j, "queued", (double)h->queued_ms) &&
         cJSON_AddNumberToObject(j, "deadline", (double)h->deadline_ms) &&
         cJSON_AddStringToObject(j, "request", h->request_id))
         text = cJSON_PrintUnformatted(j);
@@ -106,16 +100,17 @@ static int read_count(const cJSON *j, const char *name, double *out)
 int front_header_decode(const char *text, size_t len, struct front_header *h)
 {
     cJSON *j = cJSON_ParseWithLength(text, len);
-    double seq = 0, deadline = 0;
+    double seq = 0, queued = 0, deadline = 0;
     memset(h, 0, sizeof *h);
     int rc = BG_EINVAL;
     if (cJSON_IsObject(j) && read_count(j, "job", &seq) == 0 &&
-        read_count(j, "deadline", &deadline) == 0 &&
+        read_count(j, "queued", &queued) == 0 && read_count(j, "deadline", &deadline) == 0 &&
         copy_string(j, "reply", h->reply, sizeof h->reply) == 0 &&
         copy_string(j, "spec", h->spec, sizeof h->spec) == 0 &&
         copy_string(j, "request", h->request_id, sizeof h->request_id) == 0 &&
         strncmp(h->reply, "bg:reply:", 9) == 0 && strncmp(h->spec, "bg:spec:", 8) == 0) {
         h->seq = (unsigned long long)seq;
+        h->queued_ms = (long long)queued;
         h->deadline_ms = (long long)deadline;
         rc = 0;
     }
@@ -170,29 +165,13 @@ static struct entry *table_take_due(struct front *f, long now)
     return NULL;
 }
 
-/* Drop the entry; its spec key may go from Redis once its last job is in. */
-static void entry_free(struct front *f, struct entry *e, struct rq *conn)
-{
-    struct spec_ref *s = e->spec;
-    pthread_mutex_lock(&f->lock);
-    int last = --s->remaining == 0;
-    pthread_mutex_unlock(&f->lock);
-    if (last) {
-        char err[BG_ERRLEN];
-        if (conn && rq_del(conn, s->key, err) < 0)
-            log_debug("front: cannot delete %s (it expires anyway): %s", s->key, err);
-        free(s);
-    }
-    free(e);
-}
-
 /* --- queue_ops --- */
 
 /* The entries of n jobs, headers encoded; all or nothing. */
-static int make_entries(struct front *f, struct job **jobs, size_t n, struct spec_ref *spec,
+static int make_entries(struct front *f, struct job **jobs, size_t n, char *spec_key,
                         struct entry **entries, char **headers)
 {
-    long long deadline = wall_ms() + f->o.queue_timeout_s * 1000LL;
+    long long now = wall_ms(), deadline = now + f->o.queue_timeout_s * 1000LL;
     for (size_t i = 0; i < n; i++) {
         struct front_header h = {0};
         entries[i] = calloc(1, sizeof *entries[i]);
@@ -202,15 +181,16 @@ static int make_entries(struct front *f, struct job **jobs, size_t n, struct spe
         h.seq = ++f->seq;
         pthread_mutex_unlock(&f->lock);
         if (i == 0) /* the spec is named after its first job */
-            snprintf(spec->key, sizeof spec->key, "bg:spec:%s:%llu", f->id, h.seq);
+            snprintf(spec_key, sizeof h.spec, "bg:spec:%s:%llu", f->id, h.seq);
         snprintf(h.reply, sizeof h.reply, "%s", f->reply_key);
-        snprintf(h.spec, sizeof h.spec, "%s", spec->key);
+        snprintf(h.spec, sizeof h.spec, "%s", spec_key);
+        h.queued_ms = now;
         h.deadline_ms = deadline;
         snprintf(h.request_id, sizeof h.request_id, "%s", jobs[i]->batch->request_id);
         headers[i] = front_header_encode(&h);
         if (!headers[i])
             return BG_ENOMEM;
-        *entries[i] = (struct entry){h.seq, jobs[i], mono_s() + f->o.queue_timeout_s, spec, NULL};
+        *entries[i] = (struct entry){h.seq, jobs[i], mono_s() + f->o.queue_timeout_s, NULL};
     }
     return 0;
 }
@@ -223,14 +203,13 @@ static int send_jobs(struct front *f, struct job **jobs, size_t n, size_t reserv
     char err[BG_ERRLEN];
     size_t spec_len = 0;
     char *spec = wire_spec_encode(batch_job_spec(jobs[0]), &spec_len);
-    struct spec_ref *ref = calloc(1, sizeof *ref);
+    char spec_key[256];
     struct entry **entries = calloc(n, sizeof *entries);
     char **headers = calloc(n, sizeof *headers);
     size_t owned = n; /* entries still ours to free */
     int rc = BG_ENOMEM;
-    if (!spec || !ref || !entries || !headers || make_entries(f, jobs, n, ref, entries, headers))
+    if (!spec || !entries || !headers || make_entries(f, jobs, n, spec_key, entries, headers))
         goto out;
-    ref->remaining = n;
     pthread_mutex_lock(&f->lock);
     rc = f->closed && !use_reserved ? BG_ECLOSED : 0;
     size_t extra = use_reserved ? 0 : f->reserved + reserve;
@@ -243,7 +222,7 @@ static int send_jobs(struct front *f, struct job **jobs, size_t n, size_t reserv
     if (rc < 0)
         goto out;
     pthread_mutex_lock(&f->conn_lock);
-    rc = rq_push(f->conn, ref->key, spec, spec_len, f->o.queue_timeout_s + 60,
+    rc = rq_push(f->conn, spec_key, spec, spec_len, f->o.queue_timeout_s + 60,
                  (const char *const *)headers, n, use_reserved ? LONG_MAX / 2 : f->o.backlog,
                  (long)extra, err);
     pthread_mutex_unlock(&f->conn_lock);
@@ -258,7 +237,6 @@ static int send_jobs(struct front *f, struct job **jobs, size_t n, size_t reserv
             f->reserved -= reserve;
         pthread_mutex_unlock(&f->lock);
     } else { /* the table owns them now, and the listener may free them */
-        ref = NULL;
         owned = 0;
     }
 out:
@@ -268,7 +246,6 @@ out:
         free(headers[i]);
     free(entries);
     free(headers);
-    free(ref);
     free(spec);
     return rc;
 }
@@ -306,7 +283,7 @@ static struct job *f_try_pop(void *self)
     if (!e)
         return NULL;
     struct job *j = e->job;
-    entry_free(f, e, NULL);
+    free(e);
     return j;
 }
 
@@ -365,7 +342,7 @@ static void answer(struct front *f, struct entry *e, const char *text, size_t le
         snprintf(res->message, sizeof res->message, "a worker sent a result that could not be read");
     }
     struct job *j = e->job;
-    entry_free(f, e, f->listen_conn);
+    free(e);
     f->o.done(j, f->o.arg);
 }
 
@@ -404,7 +381,7 @@ static void fail_overdue(struct front *f)
         snprintf(res->message, sizeof res->message,
                  "no worker answered within %ld s (queue timeout)", f->o.queue_timeout_s);
         struct job *j = e->job;
-        entry_free(f, e, f->listen_conn);
+        free(e);
         f->o.done(j, f->o.arg);
     }
 }

@@ -49,7 +49,8 @@ struct front_header {
     unsigned long long seq;
     char reply[256];
     char spec[256];
-    long long deadline_ms; /* wall clock (ms since the epoch) */
+    long long queued_ms;   /* wall clock (ms since the epoch) */
+    long long deadline_ms; /* wall clock */
     char request_id[33];
 };
 /* Encode (malloc'd text) and decode (BG_EINVAL on anything malformed). */

@@ -25,12 +25,15 @@ static const char PUSH_SCRIPT[] =
     "  if type(p) == 'table' and type(p[1]) == 'number' then waiting = waiting - p[1] end\n"
     "end\n"
     "if waiting + #ARGV - 4 + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return -1 end\n"
-    "redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])\n"
+    "redis.call('HSET', KEYS[2], 'spec', ARGV[4], 'left', #ARGV - 4)\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
     "for i = 5, #ARGV do redis.call('XADD', KEYS[1], '*', 'job', ARGV[i]) end\n"
     "return waiting\n";
 
-/* A result: reply (always: the front door drops duplicates), ack, delete.
- * KEYS: stream, reply list. ARGV: entry id, result ('' drops the job), ttl. */
+/* A result: reply (always: the front door drops duplicates), ack, delete;
+ * the spec goes with the last of its jobs (counted once per entry: only
+ * when this ack is the first). KEYS: stream, reply list, spec. ARGV: entry
+ * id, result ('' drops the job), ttl. */
 static const char FINISH_SCRIPT[] =
     "if ARGV[2] ~= '' then\n"
     "  redis.call('RPUSH', KEYS[2], ARGV[2])\n"
@@ -38,6 +41,10 @@ static const char FINISH_SCRIPT[] =
     "end\n"
     "local acked = redis.call('XACK', KEYS[1], '" RQ_GROUP "', ARGV[1])\n"
     "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "if acked == 1 and redis.call('EXISTS', KEYS[3]) == 1 and\n"
+    "   redis.call('HINCRBY', KEYS[3], 'left', -1) <= 0 then\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "end\n"
     "return acked\n";
 
 static const char STATS_SCRIPT[] =
@@ -320,10 +327,10 @@ int rq_del(struct rq *r, const char *key, char err[BG_ERRLEN])
     return call_int(r, 2, argv, NULL, NULL, err);
 }
 
-int rq_get(struct rq *r, const char *key, struct buf *out, char err[BG_ERRLEN])
+int rq_get_spec(struct rq *r, const char *key, struct buf *out, char err[BG_ERRLEN])
 {
-    const char *argv[] = {"GET", key};
-    redisReply *rep = callv(r, 0, err, 2, argv);
+    const char *argv[] = {"HGET", key, "spec"};
+    redisReply *rep = callv(r, 0, err, 3, argv);
     if (!rep)
         return BG_EQUEUE;
     int rc = rep->type == REDIS_REPLY_STRING ? take_string(rep, out) : 0;
@@ -457,17 +464,18 @@ int rq_keepalive(struct rq *r, const char *consumer, const char *const *ids, siz
     return 0;
 }
 
-int rq_finish(struct rq *r, const char *entry_id, const char *reply_key, const char *result,
-              size_t len, long ttl_s, char err[BG_ERRLEN])
+int rq_finish(struct rq *r, const char *entry_id, const char *reply_key, const char *spec_key,
+              const char *result, size_t len, long ttl_s, char err[BG_ERRLEN])
 {
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%ld", ttl_s);
-    const char *argv[] = {"EVAL", FINISH_SCRIPT, "2", RQ_STREAM, reply_key, entry_id, result, ttl};
-    size_t lens[8];
-    for (size_t i = 0; i < 8; i++)
+    const char *argv[] = {"EVAL", FINISH_SCRIPT, "3", RQ_STREAM, reply_key, spec_key,
+                          entry_id, result, ttl};
+    size_t lens[9];
+    for (size_t i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
-    lens[6] = len;
-    return call_int(r, 8, argv, lens, NULL, err);
+    lens[7] = len;
+    return call_int(r, 9, argv, lens, NULL, err);
 }
 
 int rq_count(struct rq *r, const char *name, char err[BG_ERRLEN])

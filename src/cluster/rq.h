@@ -6,8 +6,9 @@
  *                        a small JSON header (see cluster/front.c)
  *   bg-workers           the consumer group on bg:jobs; each worker process
  *                        is one consumer (its instance id)
- *   bg:spec:<front>:<n>  the run_spec (JSON) a header points to, shared by
- *                        the jobs of one request; expires with their deadline
+ *   bg:spec:<front>:<n>  hash: the run_spec (JSON) a header points to,
+ *                        shared by the jobs of one push, and how many of them
+ *                        are unanswered; goes with the last, or at the deadline
  *   bg:reply:<front>     list of results for one front door; expires when
  *                        nobody reads it
  *   bg:stats:claimed     jobs taken over from a dead worker (counter)
@@ -62,10 +63,10 @@ int rq_push(struct rq *r, const char *spec_key, const char *spec, size_t spec_le
 /* Wait up to timeout_s for one item of list key: 1 with it in out, 0 none. */
 int rq_pop_reply(struct rq *r, const char *key, int timeout_s, struct buf *out,
                  char err[BG_ERRLEN]);
-/* Delete keys (best effort; errors are only logged by callers). */
+/* Delete a key. */
 int rq_del(struct rq *r, const char *key, char err[BG_ERRLEN]);
-/* Get a string key: 1 with it in out, 0 when missing (expired). */
-int rq_get(struct rq *r, const char *key, struct buf *out, char err[BG_ERRLEN]);
+/* A job's spec: 1 with it in out, 0 when missing (expired). */
+int rq_get_spec(struct rq *r, const char *key, struct buf *out, char err[BG_ERRLEN]);
 
 /* A job as a worker took it. */
 struct rq_msg {
@@ -87,10 +88,12 @@ int rq_keepalive(struct rq *r, const char *consumer, const char *const *ids, siz
                  char err[BG_ERRLEN]);
 /*
  * The job's result: push it on reply_key (which then expires after ttl_s
- * unless read), acknowledge and delete the entry, in one step.
+ * unless read), acknowledge and delete the entry, and drop the spec when
+ * this was its last job, in one step. An empty result only acknowledges
+ * and deletes (a job too malformed to answer).
  */
-int rq_finish(struct rq *r, const char *entry_id, const char *reply_key, const char *result,
-              size_t len, long ttl_s, char err[BG_ERRLEN]);
+int rq_finish(struct rq *r, const char *entry_id, const char *reply_key, const char *spec_key,
+              const char *result, size_t len, long ttl_s, char err[BG_ERRLEN]);
 /* Add one to bg:stats:<name>. */
 int rq_count(struct rq *r, const char *name, char err[BG_ERRLEN]);
 

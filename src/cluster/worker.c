@@ -37,6 +37,8 @@ struct task {
     struct rq *conn;
     struct rq_msg *msg;
     struct front_header h;
+    const struct run_spec *spec;
+    long long started_ms; /* wall clock, as the header's times */
     struct run_result res;
     int replied;
 };
@@ -64,8 +66,8 @@ static void reply(struct task *t)
     t->replied = 1;
     if (!text)
         log_error("worker: out of memory encoding the result of job %s", t->msg->id);
-    else if (rq_finish(t->conn, t->msg->id, t->h.reply, text, out_len, t->w->o.result_ttl_s,
-                       err) < 0)
+    else if (rq_finish(t->conn, t->msg->id, t->h.reply, t->h.spec, text, out_len,
+                       t->w->o.result_ttl_s, err) < 0)
         /* Unacknowledged, the job is taken over and run again elsewhere. */
         log_error("worker: cannot deliver the result of job %s: %s", t->msg->id, err);
     free(text);
@@ -96,6 +98,8 @@ static void run_done(void *arg)
         return;
     log_info("[%s] job %s: %s in %ld ms", t->h.request_id, t->msg->id,
              run_status_name(t->res.status), t->res.duration_ms);
+    t->w->o.exec.ran(t->w->o.exec.ctx, t->spec, &t->res,
+                     (long)(t->started_ms - t->h.queued_ms));
     reply(t);
 }
 
@@ -117,7 +121,7 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
     run_result_init(&t.res);
     if (front_header_decode(msg->job.data, msg->job.len, &t.h) < 0) {
         log_error("worker: job %s has an unreadable header: dropped", msg->id);
-        rq_finish(conn, msg->id, "", "", 0, w->o.result_ttl_s, err);
+        rq_finish(conn, msg->id, "", "", "", 0, w->o.result_ttl_s, err);
         goto out;
     }
     if (msg->claimed && rq_count(conn, "claimed", err) < 0)
@@ -132,7 +136,7 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
         refuse(&t, "the job waited in the queue past its deadline");
         goto out;
     }
-    int got = rq_get(conn, t.h.spec, &text, err);
+    int got = rq_get_spec(conn, t.h.spec, &text, err);
     if (got <= 0) {
         refuse(&t, "the job's files are gone from the queue: %s", got < 0 ? err : "expired");
         goto out;
@@ -145,6 +149,8 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
         refuse(&t, "this worker's profiles do not name image %s", spec.image);
         goto out;
     }
+    t.spec = &spec;
+    t.started_ms = wall_ms();
     set_inflight(w, slot, msg->id);
     w->o.exec.execute(w->o.exec.ctx, d, &spec, &t.res, run_done, &t);
     set_inflight(w, slot, "");

@@ -32,6 +32,9 @@ struct worker_exec {
     /* 1 when this host's profiles name image (a job may not pick any image). */
     int (*image_allowed)(void *ctx, const char *image);
     struct docker *(*engine_new)(void *ctx);
+    /* A run's result is known (for metrics); wait_ms: queued to started. */
+    void (*ran)(void *ctx, const struct run_spec *spec, const struct run_result *res,
+                long wait_ms);
     void *ctx;
 };
 

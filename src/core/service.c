@@ -350,13 +350,20 @@ static int image_allowed(void *ctx, const char *image)
 
 static struct docker *worker_engine(void *ctx) { return engine_new(ctx); }
 
+static void worker_ran(void *ctx, const struct run_spec *spec, const struct run_result *res,
+                       long wait_ms)
+{
+    (void)ctx;
+    metrics_run(spec->language, run_status_name(res->status), res->duration_ms, wait_ms);
+}
+
 /* The threads that run jobs: the shared queue's, or the in-process queue's. */
 static int start_workers(struct service *s, char *err)
 {
     if (s->cfg.queue) {
         struct worker_options o = {s->redis, s->inst.id, s->cfg.workers, s->cfg.claim_after_s,
                                    s->cfg.result_ttl_s,
-                                   {execute, image_allowed, worker_engine, s}};
+                                   {execute, image_allowed, worker_engine, worker_ran, s}};
         s->cluster = workers_start(&o, err);
         return s->cluster ? 0 : BG_EIO;
     }

@@ -83,10 +83,10 @@ def wait_no_containers(test, timeout=30, instance=None):
 class Server:
     """The real binary on a free port; stop() sends SIGTERM and waits."""
 
-    def __init__(self, *flags, env=None, cwd=None):
+    def __init__(self, *flags, env=None, cwd=None, command="start"):
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="bg-server-", suffix=".log", delete=False)
-        args = [BINARY, "start", "--port", str(self.port)]
+        args = [BINARY, command, "--port", str(self.port)]
         if not any(f == "--languages" or f.startswith("--languages=") for f in flags):
             args += ["--languages", LANGUAGES]
         args += list(flags)
@@ -197,3 +197,63 @@ class ServerTest(unittest.TestCase):
         self.assertTrue(body.get("request_id"), body)
         if want_code:
             self.assertEqual(body.get("code"), want_code, body)
+
+
+class Redis:
+    """A real redis-server on a free loopback port, in its own folder, with
+    an append-only file so a restart keeps the queue (as a deployment
+    would run it)."""
+
+    def __init__(self, password=None):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="bg-redis-")
+        self.password = password
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "always",
+                "--save", ""]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if self.cli("PING").strip() == "PONG":
+                    return
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not start on port %d" % self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: redis flushes its append-only file
+            self.proc.wait(30)
+        self.log.close()
+
+    def url(self, db=0):
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s127.0.0.1:%d/%d" % (auth, self.port, db)
+
+    def cli(self, *args, db=0):
+        cmd = ["redis-cli", "-p", str(self.port), "-n", str(db)]
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password
+        return subprocess.run(cmd + [str(a) for a in args], check=True, capture_output=True,
+                              text=True, timeout=30, env=env).stdout
+
+
+def wait_for(what, check, timeout=60, every=0.1):
+    """Poll check() until it returns something true; fail naming what."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting for " + what)
