@@ -303,7 +303,10 @@ static void route_languages(struct service *s, struct api_response *resp)
         else
             cJSON_AddNullToObject(o, "version");
         cJSON_AddBoolToObject(o, "compiled", p->compile != NULL);
-        cJSON_AddBoolToObject(o, "available", service_image_present(s, p->image, err) == 1);
+        if (service_runs_jobs(s))
+            cJSON_AddBoolToObject(o, "available", service_image_present(s, p->image, err) == 1);
+        else /* a bare front door: the workers' engines have the images */
+            cJSON_AddNullToObject(o, "available");
         struct run_limits run, compile;
         request_limits(p, &s->cfg, &run, &compile);
         add_limits(o, "limits", &run);
@@ -381,8 +384,9 @@ static int route_compile(struct service *s, const struct api_request *req,
         refuse(resp, &e, req->request_id);
         goto done;
     }
-    /* Refuse at once what cannot run, rather than queue it to fail. */
-    int present = service_image_ready(s, spec.image, err);
+    /* Refuse at once what cannot run, rather than queue it to fail. A bare
+     * front door has no engine: its workers check their own. */
+    int present = service_runs_jobs(s) ? service_image_ready(s, spec.image, err) : 1;
     if (present <= 0) {
         if (present == 0)
             snprintf(msg, sizeof msg,

@@ -33,7 +33,10 @@ def tearDownModule():
 
 
 def front(db, *flags):
-    return Server("--queue", REDIS.url(db), *FAST, *flags)
+    # A front door needs no engine: give it none, so nothing of it can hide
+    # a dependence on one.
+    return Server("--queue", REDIS.url(db), *FAST, "--docker-host", "unix:///nonexistent.sock",
+                  *flags)
 
 
 def worker(db, *flags):
@@ -102,6 +105,10 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(body["role"], "front")
         self.assertRegex(body["redis"], r"^\d+\.\d+")
         self.assertNotIn("engine", body)  # a front door needs no engine
+        status, _, data = self.front.request("GET", "/languages")
+        self.assertEqual(status, 200, data)
+        python = [p for p in json.loads(data) if p["name"] == "python"][0]
+        self.assertIsNone(python["available"])  # the workers' engines have the images
         status, _, data = self.workers[0].request("GET", "/healthz")
         body = json.loads(data)
         self.assertEqual(status, 200, body)
