@@ -221,6 +221,8 @@ static int cmd_selftest(int argc, char **argv)
     if (rc)
         goto out_args;
     log_set_level(LOG_WARN);
+    free(cfg.queue); /* the self-test runs here, on this host's engine */
+    cfg.queue = NULL;
     if (script_load_languages(cfg.languages, &set, err) < 0) {
         fprintf(stderr, "bg-compiler: %s\n", err);
         config_free(&cfg);

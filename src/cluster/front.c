@@ -304,13 +304,20 @@ static size_t f_depth(void *self)
     return n;
 }
 
+void front_stop_listener(struct queue *q)
+{
+    struct front *f = q->self;
+    atomic_store(&f->stop, 1);
+    if (f->listening)
+        pthread_join(f->listener, NULL);
+    f->listening = 0;
+}
+
 static void f_free(void *self)
 {
     struct front *f = self;
     char err[BG_ERRLEN];
-    atomic_store(&f->stop, 1);
-    if (f->listening)
-        pthread_join(f->listener, NULL);
+    front_stop_listener(&f->base);
     struct job *j;
     while ((j = f_try_pop(f)) != NULL) /* the service answered them already */
         ;

@@ -39,6 +39,9 @@ struct front_options {
 };
 
 struct queue *front_new(const struct front_options *o, char err[BG_ERRLEN]);
+/* Stop and join the listener: no job is answered through `done` after
+ * this (the service drains what is left with try_pop). */
+void front_stop_listener(struct queue *q);
 /* Redis answers: 0 with its version, or BG_EQUEUE with why. */
 int front_ping(struct queue *q, char version[32], char err[BG_ERRLEN]);
 /* The cluster's queue figures (see rq_stats). */

@@ -493,6 +493,8 @@ void service_stop(struct service *s)
         nanosleep(&pause, NULL);
     }
     struct job *j;
+    if (s->cfg.queue && !s->cfg.worker_process) /* results after this are not awaited */
+        front_stop_listener(s->queue);
     while ((j = s->queue->ops->try_pop(s->queue->self)) != NULL)
         batch_job_fail(j, "the service is shutting down");
     /* Runs still in flight: removing their containers ends them, and their

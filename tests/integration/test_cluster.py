@@ -266,6 +266,31 @@ class ExpiryTest(unittest.TestCase):
             stop_all(w, f)
 
 
+class DrainTest(unittest.TestCase):
+    """SIGTERM: a front door waits for its jobs' results, a worker finishes
+    its run; both exit 0 and leave nothing."""
+    DB = 5
+
+    def test_front_door_and_worker_drain(self):
+        f = front(self.DB, "--grace", "60")
+        w = worker(self.DB, "--workers", "1", "--grace", "60")
+        try:
+            pending = in_background(f.compile_raw, "python",
+                                    "import time\ntime.sleep(3)\nprint('drained')", None, 120)
+            wait_for("the job taken", lambda: busy(w), timeout=120)
+            f.proc.send_signal(signal.SIGTERM)
+            w.proc.send_signal(signal.SIGTERM)
+            status, _, body = pending()
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body[0]["status"], "ok", body)
+            self.assertEqual(body[0]["stdout"], "drained\n")
+            self.assertEqual(f.proc.wait(60), 0, f.log_text())
+            self.assertEqual(w.proc.wait(60), 0, w.log_text())
+            self.assertEqual(our_containers(w.instance), [])
+        finally:
+            stop_all(w, f)
+
+
 class PoisonTest(unittest.TestCase):
     """A job whose workers keep dying is answered internal_error, once."""
     DB = 4
