@@ -279,11 +279,12 @@ class Config:
             self.procs.append(s)
             self.front = s
             s.start()
+            check_instance(s)
             return
         self.redis.command("FLUSHDB", db=self.db)
         url = self.redis.url(self.db)
         lang = ["--languages", a.languages] if a.languages else []
-        shares = pool_share(a.pool, self.processes, each=True)
+        shares = pool_share(a.pool, self.processes)
         for i in range(self.processes):
             w = Proc(a, "worker%d" % (i + 1), "worker",
                      ["--queue", url, "--workers", str(a.worker_threads),
@@ -292,11 +293,13 @@ class Config:
             self.procs.append(w)
             self.workers.append(w)
             w.start()
+            check_instance(w)
         f = Proc(a, "front", "start", ["--queue", url] + lang + a.front_arg)
         started.append(f)
         self.procs.append(f)
         self.front = f
         f.start()
+        check_instance(f)
 
     def prime(self, n):
         """A few sequential requests: the path works before anything is timed."""
@@ -311,6 +314,7 @@ class Config:
         out = []
         for p in self.procs:
             d = {"name": p.name, "pid": p.proc.pid if p.proc else None,
+                 "instance": getattr(p, "instance", None),
                  "command": getattr(p, "cmd", None), "log": p.log.name if p.log else None,
                  "health": getattr(p, "health", None)}
             if p is not self.front or not self.redis:
@@ -319,10 +323,19 @@ class Config:
         return out
 
 
-def pool_share(total, n, each=False):
+def pool_share(total, n):
     """Split the total pool between n processes (the first ones get the remainder)."""
-    shares = [total // n + (1 if i < total % n else 0) for i in range(n)]
-    return shares if each else shares
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+def check_instance(p):
+    """The process that answered is ours (another session may use the same port)."""
+    status, data = get(p, "/")
+    inst = json.loads(data).get("instance", "") if status == 200 else ""
+    if not inst.startswith("%s/%d/" % (socket.gethostname(), p.proc.pid)):
+        raise BenchError("port %d answers as instance %r, not %s (pid %d): another "
+                         "process holds the port" % (p.port, inst, p.name, p.proc.pid))
+    p.instance = inst
 
 
 def stop_procs(procs, sock, api, result_list):
@@ -359,11 +372,12 @@ def stop_procs(procs, sock, api, result_list):
                 % (p.name, p.proc.pid, len(left), " ".join(left)))
 
 
-def remaining(sock, api, pids):
-    """Containers labelled org.bg-compiler.service of any of these pids, still there."""
+def remaining(sock, api, pids, remove):
+    """Containers labelled org.bg-compiler.service of any of these pids (removed
+    first when `remove`)."""
     left = []
     for pid in pids:
-        left += bench.service_leftovers(sock, api, pid, remove=False)
+        left += bench.service_leftovers(sock, api, pid, remove=remove)
     return left
 
 
@@ -470,7 +484,6 @@ def main(argv):
 
     redis = Redis(a.redis_server) if a.processes else None
     started = []    # every process we started, for the final clean-up
-    live = []       # those not stopped yet
     exit_code = 0
     try:
         if redis:
@@ -483,8 +496,8 @@ def main(argv):
         if not a.no_standalone:
             configs.append(lambda: Config(
                 a, "standalone", "standalone (start --workers %d)" % a.standalone_workers))
-        for k, w in enumerate(a.processes):
-            configs.append(lambda w=w, k=k: Config(
+        for w in a.processes:
+            configs.append(lambda w=w: Config(
                 a, "cluster-%d" % w, "cluster, %d worker process%s x %d thr"
                 % (w, "" if w == 1 else "es", a.worker_threads), redis, 0, w))
 
@@ -516,53 +529,44 @@ def main(argv):
                 db_next = db_next % 15 + 1
                 cfg.db = db_next
             say("\n== %s (round %d)" % (cfg.label, rnd + 1))
-            n0 = len(started)
-            try:
-                cfg.start(started)
-                live.extend(started[n0:])
-                say("started: " + ", ".join("%s pid %d port %d" % (p.name, p.proc.pid, p.port)
-                                            for p in cfg.procs))
-                cfg.prime(a.prime)
-                failures = []
+            cfg.start(started)
+            say("started: " + ", ".join("%s pid %d port %d" % (p.name, p.proc.pid, p.port)
+                                        for p in cfg.procs))
+            cfg.prime(a.prime)
+            failures = []
 
-                def run(conn):
-                    try:
-                        return raw_run(conn)
-                    except BenchError as e:
-                        failures.append(str(e))
-                        raise
-                load = loadavg()
-                tp = bench.throughput(cfg.front.client, run, lambda c: c.close(),
-                                      a.concurrency, a.duration, a.tp_warmup, stop)
-                ph = {"kind": cfg.name.split("-")[0], "name": cfg.name, "label": cfg.label,
-                      "round": rnd + 1, "index": i, "config": cfg.describe(), "load": load,
-                      "load_end": loadavg(), "throughput": tp,
-                      "failures_including_warmup": len(failures),
-                      "processes": cfg.info()}
-                if cfg.redis:
-                    ph["cluster_jobs_claimed"] = metric(cfg.front, "bg_cluster_jobs_claimed_total")
-                    ph["cluster_jobs_dead"] = metric(cfg.front, "bg_cluster_jobs_dead_total")
-                result["phases"].append(ph)
-                per = [p.get("python_runs_ok") for p in ph["processes"]
-                       if "python_runs_ok" in p]
-                say("%-10s %.2f req/s  (%d ok in %g s, %d failures in the window, %d in all; "
-                    "latency p50 %.0f ms, p95 %.0f ms; load %s)"
-                    % (cfg.name, tp["runs_per_s"], tp["runs"], tp["window_s"], tp["errors"],
-                       len(failures), tp["latency"].get("median_ms", 0),
-                       tp["latency"].get("p95_ms", 0), load))
-                if cfg.redis:
-                    say("  python runs ok per worker process (whole life): %s"
-                        % ", ".join("%d" % x if x is not None else "?" for x in per))
-                bench.check_phase("%s (round %d)" % (cfg.name, rnd + 1), tp, result)
-            finally:
-                mine = started[n0:]
-                stop_procs(mine, sock, api, result["processes_stopped"])
-                for p in mine:
-                    if p in live:
-                        live.remove(p)
+            def run(conn):
+                try:
+                    return raw_run(conn)
+                except BenchError as e:
+                    failures.append(str(e))
+                    raise
+            load = loadavg()
+            tp = bench.throughput(cfg.front.client, run, lambda c: c.close(),
+                                  a.concurrency, a.duration, a.tp_warmup, stop)
+            ph = {"kind": cfg.name.split("-")[0], "name": cfg.name, "label": cfg.label,
+                  "round": rnd + 1, "index": i, "config": cfg.describe(), "load": load,
+                  "load_end": loadavg(), "throughput": tp,
+                  "failures_including_warmup": len(failures),
+                  "processes": cfg.info()}
+            if cfg.redis:
+                ph["cluster_jobs_claimed"] = metric(cfg.front, "bg_cluster_jobs_claimed_total")
+                ph["cluster_jobs_dead"] = metric(cfg.front, "bg_cluster_jobs_dead_total")
+            result["phases"].append(ph)
+            per = [p.get("python_runs_ok") for p in ph["processes"] if "python_runs_ok" in p]
+            say("%-10s %.2f req/s  (%d ok in %g s, %d failures in the window, %d in all; "
+                "latency p50 %.0f ms, p95 %.0f ms; load %s)"
+                % (cfg.name, tp["runs_per_s"], tp["runs"], tp["window_s"], tp["errors"],
+                   len(failures), tp["latency"].get("median_ms", 0),
+                   tp["latency"].get("p95_ms", 0), load))
+            if cfg.redis:
+                say("  python runs ok per worker process (whole life): %s"
+                    % ", ".join("%d" % x if x is not None else "?" for x in per))
+            bench.check_phase("%s (round %d)" % (cfg.name, rnd + 1), tp, result)
+            # Stopped before the next floor window, which sees none of its processes.
+            # (On an error or Ctrl-C, the clean-up below stops whatever still runs.)
+            stop_procs(cfg.procs, sock, api, result["processes_stopped"])
             floor_phase(i + 1)
-
-        summarize(a, result)
 
     except (KeyboardInterrupt, Interrupted):
         stop.set()
@@ -579,6 +583,7 @@ def main(argv):
         # A second Ctrl-C during clean-up must not leave anything behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        live = [p for p in started if p.proc and p.proc.poll() is None]
         if live:
             say("stopping %d process(es) still running" % len(live))
             stop_procs(live, sock, api, result["processes_stopped"])
@@ -596,7 +601,12 @@ def main(argv):
                 % (e, bench.RUN_LABEL, run_id))
         pids = [p.proc.pid for p in started if p.proc]
         try:
-            left = remaining(sock, api, pids)
+            removed = remaining(sock, api, pids, remove=True)
+            if removed:
+                say("warning: removed %d containers the service processes left: %s"
+                    % (len(removed), " ".join(removed)))
+            result["service_containers_removed_at_end"] = removed
+            left = remaining(sock, api, pids, remove=False)
             result["service_containers_left_at_end"] = left
             say("containers labelled org.bg-compiler.service of the %d processes started "
                 "here, left now: %d%s" % (len(pids), len(left),
@@ -608,7 +618,8 @@ def main(argv):
         result["load"]["end"] = loadavg()
         result["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds")
-        if result["summary"].get("rows"):
+        if any(p["kind"] != "floor" for p in result["phases"]):
+            summarize(a, result)
             print_table(result)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
@@ -649,9 +660,8 @@ def summarize(a, result):
         ratios, rates = [], []
         for p in mine:
             k = phases.index(p)
-            around = [q["throughput"]["runs_per_s"] for q in (phases[k - 1], phases[k + 1])
-                      if q["kind"] == "floor"] if k + 1 < len(phases) else \
-                [phases[k - 1]["throughput"]["runs_per_s"]]
+            around = [phases[j]["throughput"]["runs_per_s"] for j in (k - 1, k + 1)
+                      if 0 <= j < len(phases) and phases[j]["kind"] == "floor"]
             f = sum(around) / len(around) if around else 0
             p["floor_around_req_per_s"] = around
             p["ratio_to_floor"] = round(p["throughput"]["runs_per_s"] / f, 3) if f else None
