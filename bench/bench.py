@@ -736,8 +736,9 @@ def parse_args(argv):
     return a
 
 
-def main(argv):
-    a = parse_args(argv)
+def begin_run():
+    """Ctrl-C and SIGTERM interrupt the run (its clean-up still runs).
+    Returns the stop event, the run's id and its start time."""
     stop = threading.Event()
 
     def on_term(signum, frame):
@@ -746,9 +747,49 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_term)
     # Even when started with SIGINT ignored (a background job), Ctrl-C must clean up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
     run_id = "%s-%d-%s" % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
-    started = datetime.datetime.now(datetime.timezone.utc)
+    return stop, run_id, datetime.datetime.now(datetime.timezone.utc)
+
+
+def failure_status(e, stop, result):
+    """An interrupt or a BenchError ended the run: note it, give the exit status."""
+    stop.set()
+    if isinstance(e, BenchError):
+        say("\nerror: %s" % e)
+        result["notes"].append("error: %s" % e)
+        return 1
+    say("\ninterrupted: cleaning up")
+    result["notes"].append("interrupted")
+    return 130
+
+
+def begin_cleanup(stop):
+    """A second Ctrl-C during clean-up must not leave anything behind."""
+    stop.set()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def finish_result(result, out_path):
+    """Stamp the end and write the JSON file; False when it could not be written."""
+    result["load"].setdefault("end", loadavg())
+    result["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+        say("results: %s" % out_path)
+        return True
+    except OSError as e:
+        say("error: could not write %s: %s" % (out_path, e))
+        return False
+
+
+def main(argv):
+    a = parse_args(argv)
+    stop, run_id, started = begin_run()
     sock = socket_path(a.socket)
     if not a.url:
         check_binary(a.binary)
@@ -974,21 +1015,10 @@ def main(argv):
                    tp["latency"].get("median_ms", 0)))
             check_phase("service throughput at %d clients" % c, tp, result)
 
-    except (KeyboardInterrupt, Interrupted):
-        stop.set()
-        say("\ninterrupted: cleaning up")
-        result["notes"].append("interrupted")
-        exit_code = 130
-    except BenchError as e:
-        stop.set()
-        say("\nerror: %s" % e)
-        result["notes"].append("error: %s" % e)
-        exit_code = 1
+    except (KeyboardInterrupt, Interrupted, BenchError) as e:
+        exit_code = failure_status(e, stop, result)
     finally:
-        stop.set()
-        # A second Ctrl-C during clean-up must not leave containers behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        begin_cleanup(stop)
         for e in engines:
             e.close()
         if service.proc:
@@ -1014,17 +1044,7 @@ def main(argv):
         except BenchError as e:
             say("warning: final clean-up failed: %s (remove containers labelled %s=%s)"
                 % (e, RUN_LABEL, run_id))
-        result["load"]["end"] = loadavg()
-        result["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds")
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-            with open(out_path, "w") as f:
-                json.dump(result, f, indent=1)
-                f.write("\n")
-            say("results: %s" % out_path)
-        except OSError as e:
-            say("error: could not write %s: %s" % (out_path, e))
+        if not finish_result(result, out_path):
             exit_code = exit_code or 1
     return exit_code
 

@@ -26,20 +26,16 @@ clean-up and the service wrapper are bench.py's. See bench/README.md.
 """
 
 import argparse
-import datetime
 import http.client
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (bench/bench.py: reused, not copied)
@@ -185,7 +181,10 @@ class Proc(bench.Service):
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=env)
         self.url = "http://127.0.0.1:%d" % self.port
-        self.wait_healthy(30)
+        try:
+            self.wait_healthy(30)
+        except BenchError as e:
+            raise BenchError("%s (`%s`): %s" % (self.name, " ".join(self.cmd), e))
 
 
 def get(proc, path):
@@ -446,16 +445,7 @@ def parse_args(argv):
 
 def main(argv):
     a = parse_args(argv)
-    stop = threading.Event()
-
-    def on_term(signum, frame):
-        stop.set()
-        raise KeyboardInterrupt()
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    run_id = "%s-%d-%s" % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
-    started_at = datetime.datetime.now(datetime.timezone.utc)
+    stop, run_id, started_at = bench.begin_run()
     sock = bench.socket_path(a.socket)
     bench.check_binary(a.binary)
     api, version, running = bench.engine_probe(sock, [PY_IMAGE])
@@ -568,26 +558,15 @@ def main(argv):
             stop_procs(cfg.procs, sock, api, result["processes_stopped"])
             floor_phase(i + 1)
 
-    except (KeyboardInterrupt, Interrupted):
-        stop.set()
-        say("\ninterrupted: cleaning up")
-        result["notes"].append("interrupted")
-        exit_code = 130
-    except BenchError as e:
-        stop.set()
-        say("\nerror: %s" % e)
-        result["notes"].append("error: %s" % e)
-        exit_code = 1
+    except (KeyboardInterrupt, Interrupted, BenchError) as e:
+        exit_code = bench.failure_status(e, stop, result)
     finally:
-        stop.set()
-        # A second Ctrl-C during clean-up must not leave anything behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        bench.begin_cleanup(stop)
         live = [p for p in started if p.proc and p.proc.poll() is None]
         if live:
             say("stopping %d process(es) still running" % len(live))
             stop_procs(live, sock, api, result["processes_stopped"])
-        if redis:
+        if redis and redis.proc:
             rc = redis.stop()
             result.setdefault("redis", {})["exit_status"] = rc
             say("redis-server stopped with SIGTERM: exit status %s" % rc)
@@ -616,19 +595,10 @@ def main(argv):
         except BenchError as e:
             say("warning: could not check the service's containers: %s" % e)
         result["load"]["end"] = loadavg()
-        result["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds")
         if any(p["kind"] != "floor" for p in result["phases"]):
             summarize(a, result)
             print_table(result)
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-            with open(out_path, "w") as f:
-                json.dump(result, f, indent=1)
-                f.write("\n")
-            say("results: %s" % out_path)
-        except OSError as e:
-            say("error: could not write %s: %s" % (out_path, e))
+        if not bench.finish_result(result, out_path):
             exit_code = exit_code or 1
     return exit_code
 
@@ -685,32 +655,40 @@ def summarize(a, result):
 
 def print_table(result):
     s = result["summary"]
-    fmt_list = lambda xs: "/".join("%.0f" % x if x is not None else "-" for x in xs)
     say("\n== python print(1) throughput, %d clients, %g s windows after %g s warm-up"
         % (s["concurrency"], s["window_s"], s["warmup_s"]))
-    head = "%-38s %8s %10s %9s %9s %6s %5s  %s" % (
-        "configuration", "req/s", "vs floor", "p50 ms", "p95 ms", "ok", "fail", "load1 at start")
+    say("\nevery window, in run order (vs floor: over the mean of the floor windows "
+        "just before and after it)")
+    head = "%-3s %-36s %7s %9s %7s %7s %5s %5s  %s" % (
+        "#", "phase", "req/s", "vs floor", "p50 ms", "p95 ms", "ok", "fail", "load avg at start")
     say(head)
     say("-" * len(head))
+    for k, p in enumerate(result["phases"]):
+        tp = p["throughput"]
+        ratio = p.get("ratio_to_floor")
+        say("%-3d %-36s %7.2f %9s %7.0f %7.0f %5d %5d  %s"
+            % (k, p.get("label", "floor (raw Engine API)")[:36], tp["runs_per_s"],
+               "%.2fx" % ratio if ratio is not None else "-",
+               tp["latency"].get("median_ms") or 0, tp["latency"].get("p95_ms") or 0,
+               tp["runs"], tp["errors"],
+               " ".join("%.2f" % x for x in p["load"]) if p["load"] else "?"))
+    say("\nsummary (req/s and vs floor: mean over windows; p50/p95: range over windows)")
+    head = "%-48s %7s %9s %11s %11s %5s %5s" % (
+        "configuration", "req/s", "vs floor", "p50 ms", "p95 ms", "ok", "fail")
+    say(head)
+    say("-" * len(head))
+    rng = lambda xs: ("%.0f" % min(xs) if min(xs) == max(xs)
+                      else "%.0f-%.0f" % (min(xs), max(xs))) if xs else "-"
     for r in s["rows"]:
-        ratio = "%.2fx" % r["ratio"] if r["ratio"] is not None else "-"
-        if len(r["req_per_s_each"]) > 1:
-            label = "%s, mean of %d" % (r["label"], len(r["req_per_s_each"]))
-        else:
-            label = r["label"]
-        say("%-38s %8.2f %10s %9s %9s %6d %5d  %s"
-            % (label[:38], r["req_per_s"], ratio, fmt_list(r["p50_ms"]), fmt_list(r["p95_ms"]),
-               r["ok"], r["failures"],
-               "/".join("%.2f" % l[0] if l else "?" for l in r["load"])))
-        if len(r["req_per_s_each"]) > 1:
-            say("%-38s %s" % ("  each window req/s", "  ".join(
-                "%.2f" % x for x in r["req_per_s_each"])))
-        if r["ratio_each"] and len(r["ratio_each"]) > 1:
-            say("%-38s %s" % ("  each window vs floor", "  ".join(
-                "%.2fx" % x if x is not None else "-" for x in r["ratio_each"])))
-    say("ratio: each window's req/s over the mean of the floor windows just before and "
-        "after it;\np50/p95: per window; load average (1 min) at start %s, at end %s"
-        % (result["load"]["start"], result["load"].get("end")))
+        n = len(r["req_per_s_each"])
+        label = r["label"] + (" (%d windows)" % n if n > 1 else "")
+        say("%-48s %7.2f %9s %11s %11s %5d %5d"
+            % (label[:48], r["req_per_s"], "%.2fx" % r["ratio"] if r["ratio"] is not None
+               else "-", rng([x for x in r["p50_ms"] if x is not None]),
+               rng([x for x in r["p95_ms"] if x is not None]), r["ok"], r["failures"]))
+    say("load average at start %s, at end %s (this run's own containers are part of it)"
+        % (" ".join("%.2f" % x for x in result["load"]["start"] or []),
+           " ".join("%.2f" % x for x in result["load"].get("end") or [])))
     for n in result["notes"]:
         say("note: " + n)
 

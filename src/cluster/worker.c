@@ -145,8 +145,8 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
         refuse(&t, "the job's spec is unreadable: %s", err);
         goto out;
     }
-    if (!w->o.exec.image_allowed(w->o.exec.ctx, spec.image)) {
-        refuse(&t, "this worker's profiles do not name image %s", spec.image);
+    if (w->o.exec.admit(w->o.exec.ctx, &spec, err) < 0) {
+        refuse(&t, "%s", err);
         goto out;
     }
     t.spec = &spec;

@@ -29,8 +29,11 @@ struct worker_exec {
     /* Run spec (see run_execute): fill res, call done(arg), remove the container. */
     int (*execute)(void *ctx, struct docker *d, const struct run_spec *spec,
                    struct run_result *res, run_done_fn done, void *arg);
-    /* 1 when this host's profiles name image (a job may not pick any image). */
-    int (*image_allowed)(void *ctx, const char *image);
+    /* Admit a job taken from Redis: its image must be one this host's
+     * profiles name, and its limits are lowered to what this host would
+     * give a request (Redis may not pick the image or raise a limit).
+     * 0, or BG_EINVAL with why. */
+    int (*admit)(void *ctx, struct run_spec *spec, char err[BG_ERRLEN]);
     struct docker *(*engine_new)(void *ctx);
     /* A run's result is known (for metrics); wait_ms: queued to started. */
     void (*ran)(void *ctx, const struct run_spec *spec, const struct run_result *res,

@@ -85,6 +85,24 @@ void request_limits(const struct profile *p, const struct config *cfg, struct ru
     compile->tmpfs_mb = first_set(c->tmpfs_mb, l->tmpfs_mb, DEFAULT_TMPFS_MB);
 }
 
+static void clamp(long *v, long ceiling)
+{
+    if (*v <= 0 || *v > ceiling)
+        *v = ceiling;
+}
+
+void request_clamp_limits(struct run_limits *l, const struct run_limits *ceiling)
+{
+    clamp(&l->timeout_ms, ceiling->timeout_ms);
+    clamp(&l->compile_timeout_ms, ceiling->compile_timeout_ms);
+    clamp(&l->memory_mb, ceiling->memory_mb);
+    clamp(&l->output_bytes, ceiling->output_bytes);
+    clamp(&l->pids, ceiling->pids);
+    clamp(&l->nofile, ceiling->nofile);
+    clamp(&l->tmpfs_mb, ceiling->tmpfs_mb);
+    clamp(&l->cpu_shares, ceiling->cpu_shares);
+}
+
 static int parse_count_text(const char *text, const struct config *cfg, size_t *count,
                             struct request_error *e)
 {

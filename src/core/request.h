@@ -49,5 +49,9 @@ int request_has_escaped_nul(const char *body, size_t len);
  * lowest of the profile's and the server's. */
 void request_limits(const struct profile *p, const struct config *cfg, struct run_limits *out,
                     struct run_limits *compile);
+/* Lower every container limit of l to ceiling's (one unset or above it
+ * takes ceiling's): a job from elsewhere (the shared queue) gets no more
+ * than this process would give a request. */
+void request_clamp_limits(struct run_limits *l, const struct run_limits *ceiling);
 
 #endif

@@ -10,6 +10,7 @@
 #include "../cluster/worker.h"
 #include "../common/log.h"
 #include "metrics.h"
+#include "request.h"
 #include "../sandbox/reaper.h"
 #include "../sandbox/supervisor.h"
 
@@ -340,12 +341,26 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int image_allowed(void *ctx, const char *image)
+static int admit(void *ctx, struct run_spec *spec, char err[BG_ERRLEN])
 {
-    struct profile_set *set = service_profiles(ctx);
-    int ok = profile_image_allowed(set, image);
+    struct service *s = ctx;
+    struct profile_set *set = service_profiles(s);
+    const struct profile *p = profile_find_image(set, spec->image);
+    const struct profile none = {0}; /* an allowed image of no profile: the flags alone */
+    struct run_limits run, compile;
+    int rc = 0;
+    if (!profile_image_allowed(set, spec->image))
+        rc = bg_fail(err, BG_EINVAL, "this worker's profiles do not name image %.100s",
+                     spec->image);
+    if (rc == 0) {
+        request_limits(p ? p : &none, &s->cfg, &run, &compile);
+        request_clamp_limits(&spec->limits, &run);
+        request_clamp_limits(&spec->compile_limits, &compile);
+        if (spec->limits.artifact_bytes > BATCH_ARTIFACT_MAX)
+            spec->limits.artifact_bytes = BATCH_ARTIFACT_MAX;
+    }
     profile_set_unref(set);
-    return ok;
+    return rc;
 }
 
 static struct docker *worker_engine(void *ctx) { return engine_new(ctx); }
@@ -363,7 +378,7 @@ static int start_workers(struct service *s, char *err)
     if (s->cfg.queue) {
         struct worker_options o = {s->redis, s->inst.id, s->cfg.workers, s->cfg.claim_after_s,
                                    s->cfg.result_ttl_s,
-                                   {execute, image_allowed, worker_engine, worker_ran, s}};
+                                   {execute, admit, worker_engine, worker_ran, s}};
         s->cluster = workers_start(&o, err);
         return s->cluster ? 0 : BG_EIO;
     }

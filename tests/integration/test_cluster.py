@@ -4,6 +4,7 @@ Every process here is the real binary; Redis is a real redis-server started
 on loopback by the test (with an append-only file, so a restart keeps the
 queue). Each class uses its own Redis database so their queues never mix.
 """
+import base64
 import json
 import re
 import signal
@@ -323,6 +324,54 @@ class PoisonTest(unittest.TestCase):
             self.assertEqual(body[0]["stdout"], "next\n", body)
         finally:
             stop_all(w, f)
+
+
+def forged_spec(image, code, memory_mb):
+    """A run_spec as src/cluster/wire.h writes it, made by hand: what anyone
+    who can write to Redis could queue."""
+    limits = {"timeout_ms": 600000, "compile_timeout_ms": 600000, "memory_mb": memory_mb,
+              "output_bytes": 1 << 30, "pids": 100000, "nofile": 100000, "tmpfs_mb": 100000,
+              "cpu_shares": 262144, "artifact_bytes": 0, "custom_memory": False}
+    return json.dumps({
+        "language": "python", "image": image, "run": ["python3", "main.py"],
+        "env": ["PATH=/usr/bin:/bin", "HOME=/work"],
+        "files": [{"name": "main.py", "data": base64.b64encode(code.encode()).decode(),
+                   "exec": False}],
+        "limits": limits, "compile_limits": limits})
+
+
+class ForgedJobTest(unittest.TestCase):
+    """Redis is not trusted with what a worker runs: a job written straight
+    into the queue gets only an image of the worker's profiles and no more
+    than the worker's own limits."""
+    DB = 6
+
+    def queue_forged(self, n, image, code, memory_mb=100000):
+        spec = "bg:spec:forger:%d" % n
+        REDIS.cli("HSET", spec, "spec", forged_spec(image, code, memory_mb), "left", 1, db=self.DB)
+        header = json.dumps({"job": n, "reply": "bg:reply:forger", "spec": spec,
+                             "queued": int(time.time() * 1000),
+                             "deadline": int(time.time() * 1000) + 600000, "request": "forged"})
+        REDIS.cli("XADD", "bg:jobs", "*", "job", header, db=self.DB)
+        out = REDIS.cli("BLPOP", "bg:reply:forger", 120, db=self.DB).splitlines()
+        self.assertEqual(out[0], "bg:reply:forger")
+        # The reply is "<job>\n<result JSON>": redis-cli prints it over two lines.
+        self.assertEqual(out[1], str(n))
+        return json.loads("\n".join(out[2:]))
+
+    def test_forged_jobs_are_held_to_the_workers_rules(self):
+        w = worker(self.DB, "--workers", "1", "--memory", "256", "--timeout", "5")
+        try:
+            r = self.queue_forged(1, "alpine:latest", "print(1)")
+            self.assertEqual(r["status"], "internal_error", r)
+            self.assertIn("do not name image alpine:latest", r["message"])
+            code = "print(open('/sys/fs/cgroup/memory.max').read().strip())"
+            r = self.queue_forged(2, PYTHON_IMAGE, code)
+            self.assertEqual(r["status"], "ok", r)
+            out = base64.b64decode(r["run"]["out"]).decode()
+            self.assertEqual(out.strip(), str(256 * 1024 * 1024))  # the worker's --memory
+        finally:
+            stop_all(w)
 
 
 if __name__ == "__main__":

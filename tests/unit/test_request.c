@@ -479,6 +479,37 @@ static void test_environment(void **state)
     run_spec_free(&p.spec);
 }
 
+/* A job from the shared queue: nothing above the ceiling, nothing unset. */
+static void test_clamp_limits(void **state)
+{
+    (void)state;
+    struct run_limits ceiling = {.timeout_ms = 5000, .compile_timeout_ms = 9000, .memory_mb = 256,
+                                 .output_bytes = 30720, .pids = 128, .nofile = 64,
+                                 .tmpfs_mb = 64, .cpu_shares = 1024};
+    struct run_limits forged = {.timeout_ms = 600000, .compile_timeout_ms = 0, .memory_mb = 1 << 20,
+                                .output_bytes = -1, .pids = 100000, .nofile = 100000,
+                                .tmpfs_mb = 100000, .cpu_shares = 262144, .artifact_bytes = 7,
+                                .custom_memory = 1};
+    request_clamp_limits(&forged, &ceiling);
+    assert_int_equal(forged.timeout_ms, 5000);
+    assert_int_equal(forged.compile_timeout_ms, 9000);
+    assert_int_equal(forged.memory_mb, 256);
+    assert_int_equal(forged.output_bytes, 30720);
+    assert_int_equal(forged.pids, 128);
+    assert_int_equal(forged.nofile, 64);
+    assert_int_equal(forged.tmpfs_mb, 64);
+    assert_int_equal(forged.cpu_shares, 1024);
+    assert_int_equal(forged.artifact_bytes, 7); /* not a container limit */
+    /* Lower limits (a request that lowered them) stay. */
+    struct run_limits lowered = ceiling;
+    lowered.timeout_ms = 100;
+    lowered.memory_mb = 32;
+    request_clamp_limits(&lowered, &ceiling);
+    assert_int_equal(lowered.timeout_ms, 100);
+    assert_int_equal(lowered.memory_mb, 32);
+    assert_int_equal(lowered.pids, 128);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_raw_nul_in_json_string),
         cmocka_unit_test(test_has_escaped_nul),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_clamp_limits),
         cmocka_unit_test(test_spec_has_limits),
         cmocka_unit_test(test_environment),
     };
