@@ -365,11 +365,14 @@ class ForgedJobTest(unittest.TestCase):
             r = self.queue_forged(1, "alpine:latest", "print(1)")
             self.assertEqual(r["status"], "internal_error", r)
             self.assertIn("do not name image alpine:latest", r["message"])
-            code = "print(open('/sys/fs/cgroup/memory.max').read().strip())"
+            # The spec asks for 100 GB; the worker's --memory 256 holds.
+            code = "b = bytearray(400 * 1024 * 1024)\nprint(len(b))"
             r = self.queue_forged(2, PYTHON_IMAGE, code)
+            self.assertEqual(r["status"], "memory_limit", r)
+            self.assertTrue(r["run"]["oom_killed"], r)
+            r = self.queue_forged(3, PYTHON_IMAGE, "print('held')")
             self.assertEqual(r["status"], "ok", r)
-            out = base64.b64decode(r["run"]["out"]).decode()
-            self.assertEqual(out.strip(), str(256 * 1024 * 1024))  # the worker's --memory
+            self.assertEqual(base64.b64decode(r["run"]["out"]), b"held\n")
         finally:
             stop_all(w)
 
