@@ -134,7 +134,11 @@ static void check_config(const struct config *c)
     CHECK(c->cpu_shares >= 2 && c->cpu_shares <= 262144);
     CHECK(c->output_kb >= 1 && c->output_kb <= 1 << 20);
     CHECK(c->timeout_s >= 1 && c->timeout_s <= 86400);
-    CHECK(c->workers >= 1 && c->workers <= 1024);
+    CHECK(c->workers == CONFIG_WORKERS_UNSET || (c->workers >= 1 && c->workers <= 1024));
+    CHECK(config_workers(c, 1) >= 1); /* a worker process always runs some */
+    CHECK(c->claim_after_s >= 1 && c->claim_after_s <= 3600);
+    CHECK(c->result_ttl_s >= 1 && c->result_ttl_s <= 86400);
+    CHECK(c->queue_timeout_s >= 1 && c->queue_timeout_s <= 86400);
     CHECK(c->port >= 0 && c->port <= 65535);
     CHECK(c->max_count >= 1 && c->max_count <= 1000);
     CHECK(c->max_body_kb >= 1 && c->max_body_kb <= 1 << 20);
