@@ -428,13 +428,15 @@ class Service:
         return self.stopped
 
 
-def service_run(conn, body, expect_stdout):
-    """One POST /compile; returns (wall seconds, the result object)."""
-    data = json.dumps(body).encode()
+def service_run(conn, body, expect_stdout, path="/compile"):
+    """One POST: body a dict (the JSON form) or bytes (the raw form, its
+    language in path); returns (wall seconds, the result object)."""
+    raw = isinstance(body, bytes)
+    data = body if raw else json.dumps(body).encode()
     t0 = now()
     try:
-        conn.request("POST", "/compile", body=data,
-                     headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=data,
+                     headers={"Content-Type": "text/plain" if raw else "application/json"})
         r = conn.getresponse()
         payload = r.read()
     except (OSError, http.client.HTTPException) as e:
@@ -444,8 +446,11 @@ def service_run(conn, body, expect_stdout):
     if r.status != 200:
         raise BenchError("POST /compile answered %d: %s"
                          % (r.status, payload[:300].decode("utf-8", "replace")))
-    res = json.loads(payload)
-    if not isinstance(res, list) or len(res) != 1:
+    try:
+        res = json.loads(payload)
+    except ValueError:
+        raise BenchError("POST /compile: not JSON: %r" % payload[:200])
+    if not isinstance(res, list) or len(res) != 1 or not isinstance(res[0], dict):
         raise BenchError("POST /compile: expected one result, got %r" % payload[:200])
     res = res[0]
     if res.get("status") != "ok":

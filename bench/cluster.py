@@ -209,33 +209,7 @@ def metric(proc, name):
 
 def raw_run(conn):
     """One raw POST /compile?lang=python of print(1), checked; returns seconds."""
-    t0 = now()
-    try:
-        conn.request("POST", "/compile?lang=python", body=PY_SCRIPT.encode(),
-                     headers={"Content-Type": "text/plain"})
-        r = conn.getresponse()
-        payload = r.read()
-    except (OSError, http.client.HTTPException) as e:
-        conn.close()
-        raise BenchError("POST /compile failed: %s: %s" % (type(e).__name__, e))
-    t = now() - t0
-    if r.status != 200:
-        raise BenchError("POST /compile answered %d: %s"
-                         % (r.status, payload[:300].decode("utf-8", "replace")))
-    try:
-        res = json.loads(payload)
-    except ValueError:
-        raise BenchError("POST /compile: not JSON: %r" % payload[:200])
-    if not isinstance(res, list) or len(res) != 1 or not isinstance(res[0], dict):
-        raise BenchError("POST /compile: expected one result, got %r" % payload[:200])
-    res = res[0]
-    if res.get("status") != "ok":
-        raise BenchError("run status %s (message: %s, stderr: %r)"
-                         % (res.get("status"), res.get("message"),
-                            (res.get("stderr") or "")[:200]))
-    if res.get("stdout") != EXPECT:
-        raise BenchError("wrong stdout: %r" % (res.get("stdout") or "")[:80])
-    return t
+    return bench.service_run(conn, PY_SCRIPT.encode(), EXPECT, path="/compile?lang=python")[0]
 
 
 # --------------------------------------------------------------------------
