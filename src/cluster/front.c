@@ -468,6 +468,15 @@ int front_ping(struct queue *q, char version[32], char err[BG_ERRLEN])
     return rc;
 }
 
+int front_workers(struct queue *q, struct buf *out, char err[BG_ERRLEN])
+{
+    struct front *f = q->self;
+    pthread_mutex_lock(&f->conn_lock);
+    int rc = rq_workers(f->conn, wall_ms(), out, err);
+    pthread_mutex_unlock(&f->conn_lock);
+    return rc;
+}
+
 int front_stats(struct queue *q, struct rq_stats *out, char err[BG_ERRLEN])
 {
     struct front *f = q->self;

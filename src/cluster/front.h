@@ -44,6 +44,8 @@ struct queue *front_new(const struct front_options *o, char err[BG_ERRLEN]);
 void front_stop_listener(struct queue *q);
 /* Redis answers: 0 with its version, or BG_EQUEUE with why. */
 int front_ping(struct queue *q, char version[32], char err[BG_ERRLEN]);
+/* The live workers (rq_workers). */
+int front_workers(struct queue *q, struct buf *out, char err[BG_ERRLEN]);
 /* The cluster's queue figures (see rq_stats). */
 int front_stats(struct queue *q, struct rq_stats *out, char err[BG_ERRLEN]);
 

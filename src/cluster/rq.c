@@ -57,6 +57,21 @@ static const char STATS_SCRIPT[] =
     "return {len, pending, tonumber(redis.call('GET', 'bg:stats:claimed') or 0),\n"
     "        tonumber(redis.call('GET', 'bg:stats:dead') or 0)}\n";
 
+/* Live workers: stale announcements go. KEYS: bg:workers. ARGV: now ms. */
+static const char WORKERS_SCRIPT[] =
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "local live = {}\n"
+    "for i = 1, #all, 2 do\n"
+    "  local ok, w = pcall(cjson.decode, all[i + 1])\n"
+    "  if ok and type(w) == 'table' and tonumber(w['until']) and\n"
+    "     tonumber(w['until']) >= tonumber(ARGV[1]) then\n"
+    "    live[#live + 1] = all[i + 1]\n"
+    "  else\n"
+    "    redis.call('HDEL', KEYS[1], all[i])\n"
+    "  end\n"
+    "end\n"
+    "return '[' .. table.concat(live, ',') .. ']'\n";
+
 /* Consumers (worker processes) that left: nothing pending, long idle. */
 static const char PRUNE_SCRIPT[] =
     "local ok, cs = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], '" RQ_GROUP "')\n"
@@ -509,4 +524,26 @@ int rq_prune_consumers(struct rq *r, long idle_ms, char err[BG_ERRLEN])
     snprintf(idle, sizeof idle, "%ld", idle_ms);
     const char *argv[] = {"EVAL", PRUNE_SCRIPT, "1", RQ_STREAM, idle};
     return call_int(r, 5, argv, NULL, NULL, err);
+}
+
+int rq_announce(struct rq *r, const char *consumer, const char *info, char err[BG_ERRLEN])
+{
+    const char *set[] = {"HSET", "bg:workers", consumer, info};
+    const char *del[] = {"HDEL", "bg:workers", consumer};
+    return call_int(r, info ? 4 : 3, info ? set : del, NULL, NULL, err);
+}
+
+int rq_workers(struct rq *r, long long now_ms, struct buf *out, char err[BG_ERRLEN])
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", now_ms);
+    const char *argv[] = {"EVAL", WORKERS_SCRIPT, "1", "bg:workers", now};
+    redisReply *rep = callv(r, 0, err, 5, argv);
+    if (!rep)
+        return BG_EQUEUE;
+    int rc = rep->type == REDIS_REPLY_STRING
+                 ? take_string(rep, out)
+                 : bg_fail(err, BG_EPROTO, "Redis answered the worker list oddly");
+    freeReplyObject(rep);
+    return rc < 0 ? rc : 0;
 }

@@ -11,6 +11,9 @@
  *                        are unanswered; goes with the last, or at the deadline
  *   bg:reply:<front>     list of results for one front door; expires when
  *                        nobody reads it
+ *   bg:workers           hash: worker process (consumer) -> what it said of
+ *                        itself last ({"until": ms, ...}); stale ones are
+ *                        dropped by whoever reads it
  *   bg:stats:claimed     jobs taken over from a dead worker (counter)
  *   bg:stats:dead        jobs given up after RQ_MAX_DELIVERIES (counter)
  *
@@ -104,6 +107,13 @@ struct rq_stats {
     long dead;    /* given up after RQ_MAX_DELIVERIES, ever */
 };
 int rq_stats(struct rq *r, struct rq_stats *out, char err[BG_ERRLEN]);
+
+/* Publish what this worker says of itself (a JSON object with "until", the
+ * wall-clock ms it vouches for), or withdraw it (info NULL). */
+int rq_announce(struct rq *r, const char *consumer, const char *info, char err[BG_ERRLEN]);
+/* The live workers' objects as one JSON array in out; those whose "until"
+ * is before now_ms are dropped from Redis on the way. */
+int rq_workers(struct rq *r, long long now_ms, struct buf *out, char err[BG_ERRLEN]);
 
 /* Remove consumers with nothing pending that were idle over idle_ms. */
 int rq_prune_consumers(struct rq *r, long idle_ms, char err[BG_ERRLEN]);

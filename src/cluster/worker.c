@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/jsonstr.h"
 #include "../common/log.h"
 #include "front.h"
 #include "wire.h"
@@ -199,8 +200,24 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* Keep our running jobs ours; now and then forget consumers that left. */
-static void keep(struct workers *w, long *pruned_at)
+/* What this worker says of itself to front doors, vouched for until_ms. */
+static int describe(struct workers *w, size_t busy, long long until_ms, struct buf *out)
+{
+    buf_reset(out);
+    int rc = buf_appendf(out, "{\"id\":");
+    if (rc == 0)
+        rc = json_quote(w->consumer, strlen(w->consumer), out);
+    if (rc == 0)
+        rc = buf_appendf(out, ",\"threads\":%zu,\"busy\":%zu,\"until\":%lld,\"images\":",
+                         w->nthreads, busy, until_ms);
+    if (rc == 0)
+        rc = w->o.exec.images(w->o.exec.ctx, out);
+    return rc == 0 ? buf_append(out, "}", 1) : rc;
+}
+
+/* Keep our running jobs ours, say we are alive, and now and then forget
+ * consumers that left. */
+static void keep(struct workers *w, long every_ms, long *pruned_at, struct buf *info)
 {
     char err[BG_ERRLEN];
     const char **ids = calloc(w->nthreads, sizeof *ids);
@@ -211,8 +228,18 @@ static void keep(struct workers *w, long *pruned_at)
     for (size_t i = 0; i < w->nthreads; i++)
         if (w->inflight[i][0])
             ids[n++] = w->inflight[i];
+    pthread_mutex_unlock(&w->lock);
+    /* Outside the lock: the image list asks the engine. */
+    int described = describe(w, n, wall_ms() + 3 * every_ms, info) == 0;
+    pthread_mutex_lock(&w->lock);
+    n = 0;
+    for (size_t i = 0; i < w->nthreads; i++)
+        if (w->inflight[i][0])
+            ids[n++] = w->inflight[i];
     if (rq_keepalive(w->conn, w->consumer, ids, n, err) < 0)
         log_warn("worker: keepalive: %s", err);
+    if (described && rq_announce(w->conn, w->consumer, info->data, err) < 0)
+        log_debug("worker: announce: %s", err);
     long now = (long)(wall_ms() / 1000);
     if (now - *pruned_at >= PRUNE_EVERY_S) {
         *pruned_at = now;
@@ -226,14 +253,22 @@ static void keep(struct workers *w, long *pruned_at)
 static void *keeper_main(void *arg)
 {
     struct workers *w = arg;
+    struct buf info = BUF_INIT;
+    char err[BG_ERRLEN];
     long every_ms = w->o.claim_after_s * 1000L / 3, pruned_at = 0;
     if (every_ms < 200)
         every_ms = 200;
     while (!atomic_load(&w->stopping)) {
+        keep(w, every_ms, &pruned_at, &info);
         for (long slept = 0; slept < every_ms && !atomic_load(&w->stopping); slept += 100)
             pause_ms(100);
-        keep(w, &pruned_at);
     }
+    /* Leaving: front doors stop counting us at once. */
+    pthread_mutex_lock(&w->lock);
+    if (rq_announce(w->conn, w->consumer, NULL, err) < 0)
+        log_debug("worker: withdraw: %s", err);
+    pthread_mutex_unlock(&w->lock);
+    buf_free(&info);
     return NULL;
 }
 
@@ -311,6 +346,14 @@ int workers_ping(struct workers *w, char version[32], char err[BG_ERRLEN])
 {
     pthread_mutex_lock(&w->lock);
     int rc = rq_ping(w->conn, version, err);
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+int workers_list(struct workers *w, struct buf *out, char err[BG_ERRLEN])
+{
+    pthread_mutex_lock(&w->lock);
+    int rc = rq_workers(w->conn, wall_ms(), out, err);
     pthread_mutex_unlock(&w->lock);
     return rc;
 }

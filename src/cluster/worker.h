@@ -2,7 +2,9 @@
  * worker: threads that take jobs from the shared queue (Redis) and run them
  * on this host's engine.
  *
- * Each thread has its own Redis connection and engine connection. A job
+ * Each thread has its own Redis connection and engine connection. The
+ * keepalive thread also announces the process in bg:workers (threads,
+ * busy, the images its engine has) so front doors can count live workers. A job
  * goes: take (a job another consumer held past claim_after_s first, since
  * its worker died; else a new one) -> read its header and spec -> run it
  * through the service's executor -> push the result on the front door's
@@ -35,6 +37,9 @@ struct worker_exec {
      * 0, or BG_EINVAL with why. */
     int (*admit)(void *ctx, struct run_spec *spec, char err[BG_ERRLEN]);
     struct docker *(*engine_new)(void *ctx);
+    /* Append the images this host's engine has, of those the profiles
+     * name, as a JSON array of strings (for front doors' /languages). */
+    int (*images)(void *ctx, struct buf *out);
     /* A run's result is known (for metrics); wait_ms: queued to started. */
     void (*ran)(void *ctx, const struct run_spec *spec, const struct run_result *res,
                 long wait_ms);
@@ -61,5 +66,7 @@ void workers_free(struct workers *w);
 /* Redis answers (0 with its version), and the cluster's queue figures. */
 int workers_ping(struct workers *w, char version[32], char err[BG_ERRLEN]);
 int workers_stats(struct workers *w, struct rq_stats *out, char err[BG_ERRLEN]);
+/* The live workers, as front doors see them (rq_workers). */
+int workers_list(struct workers *w, struct buf *out, char err[BG_ERRLEN]);
 
 #endif

@@ -203,6 +203,34 @@ static void send_json(struct api_response *resp, int status, cJSON *j)
     resp->body = print(j);
 }
 
+/* The shared queue's live workers (a cJSON array), or NULL when there is
+ * no shared queue or Redis does not answer. */
+static cJSON *cluster_workers(struct service *s)
+{
+    struct buf b = BUF_INIT;
+    char err[BG_ERRLEN];
+    cJSON *arr = NULL;
+    if (s->cfg.queue && service_cluster_workers(s, &b, err) == 0)
+        arr = cJSON_ParseWithLength(b.data, b.len);
+    buf_free(&b);
+    if (arr && !cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        arr = NULL;
+    }
+    return arr;
+}
+
+/* Whether a live worker's engine has image (the front door's view). */
+static int workers_have(const cJSON *workers, const char *image)
+{
+    const cJSON *w, *i;
+    cJSON_ArrayForEach(w, workers)
+        cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(w, "images"))
+            if (cJSON_IsString(i) && strcmp(i->valuestring, image) == 0)
+                return 1;
+    return 0;
+}
+
 /* The shared queue's figures, as seen from any front door or worker. */
 static void render_queue(struct service *s, struct buf *b)
 {
@@ -226,6 +254,12 @@ static void render_queue(struct service *s, struct buf *b)
                 "# HELP bg_cluster_jobs_dead_total Jobs given up after their workers kept dying.\n"
                 "# TYPE bg_cluster_jobs_dead_total counter\nbg_cluster_jobs_dead_total %ld\n",
                 st.length, st.pending, st.claimed, st.dead);
+    cJSON *workers = cluster_workers(s);
+    buf_appendf(b,
+                "# HELP bg_cluster_workers Worker processes that announced themselves lately.\n"
+                "# TYPE bg_cluster_workers gauge\nbg_cluster_workers %d\n",
+                workers ? cJSON_GetArraySize(workers) : 0);
+    cJSON_Delete(workers);
 }
 
 /* Prometheus text, not JSON: the HTTP side sends it as text/plain. */
@@ -262,8 +296,11 @@ static void route_healthz(struct service *s, const struct api_request *req,
     if (version[0])
         cJSON_AddStringToObject(j, "engine", version);
     if (redis[0]) {
+        cJSON *workers = cluster_workers(s);
         cJSON_AddStringToObject(j, "redis", redis);
         cJSON_AddNumberToObject(j, "cluster_queue_length", (double)st.length);
+        cJSON_AddNumberToObject(j, "cluster_workers", workers ? cJSON_GetArraySize(workers) : 0);
+        cJSON_Delete(workers);
     }
     cJSON_AddStringToObject(j, "role", s->cfg.worker_process ? "worker"
                                        : s->cfg.queue        ? "front"
@@ -289,6 +326,8 @@ static void route_languages(struct service *s, struct api_response *resp)
 {
     struct profile_set *set = service_profiles(s);
     cJSON *arr = cJSON_CreateArray();
+    /* A bare front door answers for its workers' engines. */
+    cJSON *workers = service_runs_jobs(s) ? NULL : cluster_workers(s);
     char err[BG_ERRLEN];
     for (size_t i = 0; i < set->n; i++) {
         const struct profile *p = &set->items[i];
@@ -305,7 +344,9 @@ static void route_languages(struct service *s, struct api_response *resp)
         cJSON_AddBoolToObject(o, "compiled", p->compile != NULL);
         if (service_runs_jobs(s))
             cJSON_AddBoolToObject(o, "available", service_image_present(s, p->image, err) == 1);
-        else /* a bare front door: the workers' engines have the images */
+        else if (workers) /* a live worker's engine has it */
+            cJSON_AddBoolToObject(o, "available", workers_have(workers, p->image));
+        else /* Redis does not answer: unknown */
             cJSON_AddNullToObject(o, "available");
         struct run_limits run, compile;
         request_limits(p, &s->cfg, &run, &compile);
@@ -315,6 +356,7 @@ static void route_languages(struct service *s, struct api_response *resp)
         cJSON_AddItemToArray(arr, o);
     }
     profile_set_unref(set);
+    cJSON_Delete(workers);
     send_json(resp, 200, arr);
 }
 

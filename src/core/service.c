@@ -8,6 +8,7 @@
 
 #include "../cluster/front.h"
 #include "../cluster/worker.h"
+#include "../common/jsonstr.h"
 #include "../common/log.h"
 #include "metrics.h"
 #include "request.h"
@@ -365,6 +366,35 @@ static int admit(void *ctx, struct run_spec *spec, char err[BG_ERRLEN])
 
 static struct docker *worker_engine(void *ctx) { return engine_new(ctx); }
 
+/* Was an earlier profile's image the same (list each image once)? */
+static int seen_image(const struct profile_set *set, size_t i)
+{
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(set->items[k].image, set->items[i].image) == 0)
+            return 1;
+    return 0;
+}
+
+static int worker_images(void *ctx, struct buf *out)
+{
+    struct service *s = ctx;
+    struct profile_set *set = service_profiles(s);
+    char err[BG_ERRLEN];
+    const char *sep = "";
+    int rc = buf_append(out, "[", 1);
+    for (size_t i = 0; rc == 0 && i < set->n; i++) {
+        const char *image = set->items[i].image;
+        if (seen_image(set, i) || service_image_present(s, image, err) != 1)
+            continue;
+        rc = buf_append(out, sep, strlen(sep));
+        if (rc == 0)
+            rc = json_quote(image, strlen(image), out);
+        sep = ",";
+    }
+    profile_set_unref(set);
+    return rc == 0 ? buf_append(out, "]", 1) : rc;
+}
+
 static void worker_ran(void *ctx, const struct run_spec *spec, const struct run_result *res,
                        long wait_ms)
 {
@@ -378,7 +408,7 @@ static int start_workers(struct service *s, char *err)
     if (s->cfg.queue) {
         struct worker_options o = {s->redis, s->inst.id, s->cfg.workers, s->cfg.claim_after_s,
                                    s->cfg.result_ttl_s,
-                                   {execute, admit, worker_engine, worker_ran, s}};
+                                   {execute, admit, worker_engine, worker_images, worker_ran, s}};
         s->cluster = workers_start(&o, err);
         return s->cluster ? 0 : BG_EIO;
     }
@@ -479,6 +509,13 @@ static long now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
+}
+
+int service_cluster_workers(struct service *s, struct buf *out, char err[BG_ERRLEN])
+{
+    if (!s->cfg.queue)
+        return bg_fail(err, BG_ENOTFOUND, "no shared queue");
+    return s->cluster ? workers_list(s->cluster, out, err) : front_workers(s->queue, out, err);
 }
 
 int service_queue_stats(struct service *s, char version[32], struct rq_stats *st,

@@ -99,6 +99,10 @@ int service_runs_jobs(const struct service *s);
 int service_queue_stats(struct service *s, char version[32], struct rq_stats *st,
                         char err[BG_ERRLEN]);
 
+/* The shared queue's live workers, a JSON array of objects {"id",
+ * "threads", "busy", "until", "images"}; BG_ENOTFOUND without one. */
+int service_cluster_workers(struct service *s, struct buf *out, char err[BG_ERRLEN]);
+
 /* Engine health: 0 with its version, or BG_EENGINE with a message. */
 int service_engine_version(struct service *s, char version[64], char err[BG_ERRLEN]);
 /* 1 present, 0 missing, <0 engine error. */

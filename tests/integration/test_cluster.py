@@ -110,7 +110,10 @@ class ClusterTest(unittest.TestCase):
         status, _, data = self.front.request("GET", "/languages")
         self.assertEqual(status, 200, data)
         python = [p for p in json.loads(data) if p["name"] == "python"][0]
-        self.assertIsNone(python["available"])  # the workers' engines have the images
+        self.assertIs(python["available"], True)  # a live worker's engine has it
+        # The workers announce themselves: the front door counts them.
+        wait_for("both workers announced",
+                 lambda: health(self.front).get("cluster_workers") == len(self.workers))
         status, _, data = self.workers[0].request("GET", "/healthz")
         body = json.loads(data)
         self.assertEqual(status, 200, body)
@@ -151,7 +154,8 @@ class ClusterTest(unittest.TestCase):
         for s in (self.front, self.workers[0]):
             self.assertEqual(metric(s, "bg_redis_up"), 1)
             for name in ("bg_cluster_queue_length", "bg_cluster_queue_pending",
-                         "bg_cluster_jobs_claimed_total", "bg_cluster_jobs_dead_total"):
+                         "bg_cluster_jobs_claimed_total", "bg_cluster_jobs_dead_total",
+                         "bg_cluster_workers"):
                 self.assertIsNotNone(metric(s, name), name)
 
     def test_killed_worker_job_is_finished_by_another(self):
@@ -170,6 +174,9 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(body[0]["status"], "ok", body)
         self.assertEqual(body[0]["stdout"], "survived\n")
         self.assertGreater(metric(self.front, "bg_cluster_jobs_claimed_total"), claimed_before)
+        # The dead worker stops being counted once its announcement lapses.
+        wait_for("the dead worker no longer counted",
+                 lambda: metric(self.front, "bg_cluster_workers") == len(self.workers))
         # The dead worker's containers go within 30 s (a live worker's
         # reaper on the same engine removes them); allow for a slow machine.
         wait_no_containers(self, timeout=90, instance=victim.instance)
@@ -204,9 +211,13 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(body[0]["stdout"], "after\n")
 
 
-def busy(server):
+def health(server):
     _, _, data = server.request("GET", "/healthz")
-    return json.loads(data).get("busy_workers", 0) > 0
+    return json.loads(data)
+
+
+def busy(server):
+    return health(server).get("busy_workers", 0) > 0
 
 
 class BacklogTest(unittest.TestCase):
