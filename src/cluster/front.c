@@ -195,6 +195,36 @@ static int make_entries(struct front *f, struct job **jobs, size_t n, char *spec
     return 0;
 }
 
+static int table_has(struct front *f, unsigned long long seq)
+{
+    for (struct entry *e = f->buckets[seq % BUCKETS]; e; e = e->next)
+        if (e->seq == seq)
+            return 1;
+    return 0;
+}
+
+/*
+ * A push failed: take its n jobs back out of the table, so the caller
+ * answers the request, and give back its reserved places. While Redis was
+ * slow to fail, a deadline, a drain or a result may have answered some of
+ * them already; then nothing is taken back (0) and the rest are answered
+ * the same way, so no job is answered twice.
+ */
+static int take_back(struct front *f, const unsigned long long *seqs, size_t n, size_t reserve)
+{
+    size_t present = 0;
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < n; i++)
+        present += table_has(f, seqs[i]);
+    if (present == n) {
+        for (size_t i = 0; i < n; i++)
+            free(table_take(f, seqs[i]));
+        f->reserved -= reserve <= f->reserved ? reserve : f->reserved;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return present == n;
+}
+
 /* Queue n jobs sharing one spec, keeping `reserve` more places, or into
  * places reserved earlier (use_reserved). */
 static int send_jobs(struct front *f, struct job **jobs, size_t n, size_t reserve,
@@ -206,16 +236,21 @@ static int send_jobs(struct front *f, struct job **jobs, size_t n, size_t reserv
     char spec_key[256];
     struct entry **entries = calloc(n, sizeof *entries);
     char **headers = calloc(n, sizeof *headers);
+    unsigned long long *seqs = calloc(n, sizeof *seqs);
     size_t owned = n; /* entries still ours to free */
     int rc = BG_ENOMEM;
-    if (!spec || !entries || !headers || make_entries(f, jobs, n, spec_key, entries, headers))
+    if (!spec || !entries || !headers || !seqs ||
+        make_entries(f, jobs, n, spec_key, entries, headers))
         goto out;
     pthread_mutex_lock(&f->lock);
     rc = f->closed && !use_reserved ? BG_ECLOSED : 0;
     size_t extra = use_reserved ? 0 : f->reserved + reserve;
     if (rc == 0) { /* in the table before Redis has them: a quick result finds its job */
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            seqs[i] = entries[i]->seq;
             table_add(f, entries[i]);
+        }
+        owned = 0; /* the table's now: the listener or a drain may free them */
         f->reserved = use_reserved ? (f->reserved > n ? f->reserved - n : 0) : f->reserved + reserve;
     }
     pthread_mutex_unlock(&f->lock);
@@ -229,16 +264,8 @@ static int send_jobs(struct front *f, struct job **jobs, size_t n, size_t reserv
     if (rc < 0 && rc != BG_EFULL)
         log_warn("front: cannot queue %zu job(s) of request %s: %s", n,
                  jobs[0]->batch->request_id, err);
-    if (rc < 0) { /* take them back out: the caller answers the request */
-        pthread_mutex_lock(&f->lock);
-        for (size_t i = 0; i < n; i++)
-            table_take(f, entries[i]->seq);
-        if (!use_reserved)
-            f->reserved -= reserve;
-        pthread_mutex_unlock(&f->lock);
-    } else { /* the table owns them now, and the listener may free them */
-        owned = 0;
-    }
+    if (rc < 0 && !take_back(f, seqs, n, use_reserved ? 0 : reserve))
+        rc = 0; /* some were answered meanwhile: the rest will be, the same way */
 out:
     for (size_t i = 0; entries && i < owned; i++)
         free(entries[i]);
@@ -246,6 +273,7 @@ out:
         free(headers[i]);
     free(entries);
     free(headers);
+    free(seqs);
     free(spec);
     return rc;
 }
@@ -472,7 +500,7 @@ int front_workers(struct queue *q, struct buf *out, char err[BG_ERRLEN])
 {
     struct front *f = q->self;
     pthread_mutex_lock(&f->conn_lock);
-    int rc = rq_workers(f->conn, wall_ms(), out, err);
+    int rc = rq_workers(f->conn, out, err);
     pthread_mutex_unlock(&f->conn_lock);
     return rc;
 }

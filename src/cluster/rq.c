@@ -13,6 +13,7 @@
 struct rq {
     struct rq_url url;
     redisContext *c;
+    char cursor[64]; /* where XAUTOCLAIM goes on: it looks at a few entries a call */
 };
 
 /* The backlog check and the queueing, atomically. KEYS: stream, spec key.
@@ -24,6 +25,7 @@ static const char PUSH_SCRIPT[] =
     "  local p = redis.pcall('XPENDING', KEYS[1], '" RQ_GROUP "')\n"
     "  if type(p) == 'table' and type(p[1]) == 'number' then waiting = waiting - p[1] end\n"
     "end\n"
+    "if waiting < 0 then waiting = 0 end\n"
     "if waiting + #ARGV - 4 + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return -1 end\n"
     "redis.call('HSET', KEYS[2], 'spec', ARGV[4], 'left', #ARGV - 4)\n"
     "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
@@ -57,17 +59,29 @@ static const char STATS_SCRIPT[] =
     "return {len, pending, tonumber(redis.call('GET', 'bg:stats:claimed') or 0),\n"
     "        tonumber(redis.call('GET', 'bg:stats:dead') or 0)}\n";
 
-/* Live workers: stale announcements go. KEYS: bg:workers. ARGV: now ms. */
+/* Worker announcements, timed by Redis's clock (hosts' clocks may differ):
+ * bg:workers holds what each said, bg:workers:until until when it holds.
+ * ANNOUNCE: KEYS the two hashes; ARGV consumer, info, ttl ms. */
+static const char ANNOUNCE_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[3]))\n"
+    "return 1\n";
+
+/* The live workers' texts as one JSON array; lapsed ones go. */
 static const char WORKERS_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "local live = {}\n"
     "for i = 1, #all, 2 do\n"
-    "  local ok, w = pcall(cjson.decode, all[i + 1])\n"
-    "  if ok and type(w) == 'table' and tonumber(w['until']) and\n"
-    "     tonumber(w['until']) >= tonumber(ARGV[1]) then\n"
+    "  local untl = tonumber(redis.call('HGET', KEYS[2], all[i]))\n"
+    "  if untl and untl >= now then\n"
     "    live[#live + 1] = all[i + 1]\n"
     "  else\n"
     "    redis.call('HDEL', KEYS[1], all[i])\n"
+    "    redis.call('HDEL', KEYS[2], all[i])\n"
     "  end\n"
     "end\n"
     "return '[' .. table.concat(live, ',') .. ']'\n";
@@ -367,21 +381,22 @@ static int make_group(struct rq *r, char *err)
     return bg_fail(err, BG_EQUEUE, "%s", why);
 }
 
-/* An entry [id, [field, value, ...]] into msg: 1, or 0 when it has no job. */
+/* An entry [id, [field, value, ...]] into msg: 1, or 0 when it is no
+ * entry. One without a job field comes with an empty job, so the worker
+ * drops it rather than leave it pending for ever. */
 static int read_entry(redisReply *e, struct rq_msg *msg)
 {
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
         e->element[0]->type != REDIS_REPLY_STRING)
         return 0;
     snprintf(msg->id, sizeof msg->id, "%s", e->element[0]->str);
+    buf_reset(&msg->job);
     redisReply *f = e->element[1];
-    if (f->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (size_t i = 0; i + 1 < f->elements; i += 2)
+    for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
         if (f->element[i]->type == REDIS_REPLY_STRING && strcmp(f->element[i]->str, "job") == 0 &&
             f->element[i + 1]->type == REDIS_REPLY_STRING)
             return take_string(f->element[i + 1], &msg->job);
-    return 0;
+    return 1;
 }
 
 /* How often the entry was handed out (XPENDING's delivery counter). */
@@ -400,16 +415,22 @@ static long deliveries(struct rq *r, const char *id, char *err)
     return n;
 }
 
-/* XAUTOCLAIM one entry idle longer than idle_ms: 1 taken, 0 none. */
+/* XAUTOCLAIM one entry idle longer than idle_ms: 1 taken, 0 none. Each
+ * call looks at a few pending entries from the cursor on, so the whole
+ * pending list is covered over successive takes. */
 static int claim(struct rq *r, const char *consumer, long idle_ms, struct rq_msg *msg, char *err)
 {
     char idle[24];
     snprintf(idle, sizeof idle, "%ld", idle_ms);
-    const char *argv[] = {"XAUTOCLAIM", RQ_STREAM, RQ_GROUP, consumer, idle, "0-0", "COUNT", "1"};
+    const char *from = r->cursor[0] ? r->cursor : "0-0";
+    const char *argv[] = {"XAUTOCLAIM", RQ_STREAM, RQ_GROUP, consumer, idle, from, "COUNT", "1"};
     redisReply *rep = callv(r, 0, err, 8, argv);
     if (!rep)
         return BG_EQUEUE;
     int rc = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(r->cursor, sizeof r->cursor, "%s", rep->element[0]->str);
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements >= 1)
         rc = read_entry(rep->element[1]->element[0], msg);
@@ -526,18 +547,25 @@ int rq_prune_consumers(struct rq *r, long idle_ms, char err[BG_ERRLEN])
     return call_int(r, 5, argv, NULL, NULL, err);
 }
 
-int rq_announce(struct rq *r, const char *consumer, const char *info, char err[BG_ERRLEN])
+int rq_announce(struct rq *r, const char *consumer, const char *info, long ttl_ms,
+                char err[BG_ERRLEN])
 {
-    const char *set[] = {"HSET", "bg:workers", consumer, info};
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%ld", ttl_ms);
+    const char *set[] = {"EVAL", ANNOUNCE_SCRIPT, "2", "bg:workers", "bg:workers:until",
+                         consumer, info, ttl};
     const char *del[] = {"HDEL", "bg:workers", consumer};
-    return call_int(r, info ? 4 : 3, info ? set : del, NULL, NULL, err);
+    const char *del_until[] = {"HDEL", "bg:workers:until", consumer};
+    if (!info) {
+        int rc = call_int(r, 3, del, NULL, NULL, err);
+        return rc < 0 ? rc : call_int(r, 3, del_until, NULL, NULL, err);
+    }
+    return call_int(r, 8, set, NULL, NULL, err);
 }
 
-int rq_workers(struct rq *r, long long now_ms, struct buf *out, char err[BG_ERRLEN])
+int rq_workers(struct rq *r, struct buf *out, char err[BG_ERRLEN])
 {
-    char now[24];
-    snprintf(now, sizeof now, "%lld", now_ms);
-    const char *argv[] = {"EVAL", WORKERS_SCRIPT, "1", "bg:workers", now};
+    const char *argv[] = {"EVAL", WORKERS_SCRIPT, "2", "bg:workers", "bg:workers:until"};
     redisReply *rep = callv(r, 0, err, 5, argv);
     if (!rep)
         return BG_EQUEUE;

@@ -12,8 +12,8 @@
  *   bg:reply:<front>     list of results for one front door; expires when
  *                        nobody reads it
  *   bg:workers           hash: worker process (consumer) -> what it said of
- *                        itself last ({"until": ms, ...}); stale ones are
- *                        dropped by whoever reads it
+ *                        itself last (JSON); bg:workers:until says until when
+ *                        (Redis's clock); lapsed ones are dropped by readers
  *   bg:stats:claimed     jobs taken over from a dead worker (counter)
  *   bg:stats:dead        jobs given up after RQ_MAX_DELIVERIES (counter)
  *
@@ -108,12 +108,13 @@ struct rq_stats {
 };
 int rq_stats(struct rq *r, struct rq_stats *out, char err[BG_ERRLEN]);
 
-/* Publish what this worker says of itself (a JSON object with "until", the
- * wall-clock ms it vouches for), or withdraw it (info NULL). */
-int rq_announce(struct rq *r, const char *consumer, const char *info, char err[BG_ERRLEN]);
-/* The live workers' objects as one JSON array in out; those whose "until"
- * is before now_ms are dropped from Redis on the way. */
-int rq_workers(struct rq *r, long long now_ms, struct buf *out, char err[BG_ERRLEN]);
+/* Publish what this worker says of itself (a JSON object), good for
+ * ttl_ms by Redis's clock, or withdraw it (info NULL). */
+int rq_announce(struct rq *r, const char *consumer, const char *info, long ttl_ms,
+                char err[BG_ERRLEN]);
+/* The live workers' objects as one JSON array in out; lapsed ones are
+ * dropped from Redis on the way. */
+int rq_workers(struct rq *r, struct buf *out, char err[BG_ERRLEN]);
 
 /* Remove consumers with nothing pending that were idle over idle_ms. */
 int rq_prune_consumers(struct rq *r, long idle_ms, char err[BG_ERRLEN]);

@@ -23,13 +23,14 @@ struct workers {
     char consumer[200];
     pthread_t *threads;
     size_t nthreads;
-    atomic_int stopping;
+    atomic_int stopping;    /* take no more jobs */
+    atomic_int keeper_stop; /* the job threads are gone */
 
     pthread_mutex_t lock;  /* guards inflight and conn (leaf) */
     char (*inflight)[64];  /* per thread: the entry it runs, "" when none */
     struct rq *conn;       /* keepalive, statistics, pings */
-    pthread_t keeper;
-    int keeping;
+    pthread_t keeper, announcer;
+    int keeping, announcing;
 };
 
 /* One job on one thread. */
@@ -150,6 +151,8 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
         refuse(&t, "%s", err);
         goto out;
     }
+    if (atomic_load(&w->stopping)) /* taken as we began to stop: leave it to another */
+        goto out;
     t.spec = &spec;
     t.started_ms = wall_ms();
     set_inflight(w, slot, msg->id);
@@ -200,24 +203,27 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* What this worker says of itself to front doors, vouched for until_ms. */
-static int describe(struct workers *w, size_t busy, long long until_ms, struct buf *out)
+/* What this worker says of itself to front doors. */
+static int describe(struct workers *w, struct buf *out)
 {
+    size_t busy = 0;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->nthreads; i++)
+        busy += w->inflight[i][0] != '\0';
+    pthread_mutex_unlock(&w->lock);
     buf_reset(out);
     int rc = buf_appendf(out, "{\"id\":");
     if (rc == 0)
         rc = json_quote(w->consumer, strlen(w->consumer), out);
     if (rc == 0)
-        rc = buf_appendf(out, ",\"threads\":%zu,\"busy\":%zu,\"until\":%lld,\"images\":",
-                         w->nthreads, busy, until_ms);
-    if (rc == 0)
+        rc = buf_appendf(out, ",\"threads\":%zu,\"busy\":%zu,\"images\":", w->nthreads, busy);
+    if (rc == 0) /* asks the engine: never under w->lock */
         rc = w->o.exec.images(w->o.exec.ctx, out);
     return rc == 0 ? buf_append(out, "}", 1) : rc;
 }
 
-/* Keep our running jobs ours, say we are alive, and now and then forget
- * consumers that left. */
-static void keep(struct workers *w, long every_ms, long *pruned_at, struct buf *info)
+/* Keep our running jobs ours, and now and then forget consumers that left. */
+static void keep(struct workers *w, long *pruned_at)
 {
     char err[BG_ERRLEN];
     const char **ids = calloc(w->nthreads, sizeof *ids);
@@ -228,18 +234,8 @@ static void keep(struct workers *w, long every_ms, long *pruned_at, struct buf *
     for (size_t i = 0; i < w->nthreads; i++)
         if (w->inflight[i][0])
             ids[n++] = w->inflight[i];
-    pthread_mutex_unlock(&w->lock);
-    /* Outside the lock: the image list asks the engine. */
-    int described = describe(w, n, wall_ms() + 3 * every_ms, info) == 0;
-    pthread_mutex_lock(&w->lock);
-    n = 0;
-    for (size_t i = 0; i < w->nthreads; i++)
-        if (w->inflight[i][0])
-            ids[n++] = w->inflight[i];
     if (rq_keepalive(w->conn, w->consumer, ids, n, err) < 0)
         log_warn("worker: keepalive: %s", err);
-    if (described && rq_announce(w->conn, w->consumer, info->data, err) < 0)
-        log_debug("worker: announce: %s", err);
     long now = (long)(wall_ms() / 1000);
     if (now - *pruned_at >= PRUNE_EVERY_S) {
         *pruned_at = now;
@@ -250,22 +246,50 @@ static void keep(struct workers *w, long every_ms, long *pruned_at, struct buf *
     free(ids);
 }
 
+static long tick_ms(const struct workers *w)
+{
+    long every_ms = w->o.claim_after_s * 1000L / 3;
+    return every_ms < 200 ? 200 : every_ms;
+}
+
+/* Sleep one tick, or less once flag is set. */
+static void tick(const struct workers *w, atomic_int *flag)
+{
+    for (long slept = 0; slept < tick_ms(w) && !atomic_load(flag); slept += 100)
+        pause_ms(100);
+}
+
+/* The keepalive runs until the job threads are joined: runs finishing
+ * during a shutdown's grace stay ours. */
 static void *keeper_main(void *arg)
+{
+    struct workers *w = arg;
+    long pruned_at = 0;
+    while (!atomic_load(&w->keeper_stop)) {
+        keep(w, &pruned_at);
+        tick(w, &w->keeper_stop);
+    }
+    return NULL;
+}
+
+/* Announce this worker every tick (its own thread: the image list asks the
+ * engine, which must never hold up the keepalive); withdraw on shutdown. */
+static void *announcer_main(void *arg)
 {
     struct workers *w = arg;
     struct buf info = BUF_INIT;
     char err[BG_ERRLEN];
-    long every_ms = w->o.claim_after_s * 1000L / 3, pruned_at = 0;
-    if (every_ms < 200)
-        every_ms = 200;
     while (!atomic_load(&w->stopping)) {
-        keep(w, every_ms, &pruned_at, &info);
-        for (long slept = 0; slept < every_ms && !atomic_load(&w->stopping); slept += 100)
-            pause_ms(100);
+        if (describe(w, &info) == 0) {
+            pthread_mutex_lock(&w->lock);
+            if (rq_announce(w->conn, w->consumer, info.data, 3 * tick_ms(w), err) < 0)
+                log_debug("worker: announce: %s", err);
+            pthread_mutex_unlock(&w->lock);
+        }
+        tick(w, &w->stopping);
     }
-    /* Leaving: front doors stop counting us at once. */
     pthread_mutex_lock(&w->lock);
-    if (rq_announce(w->conn, w->consumer, NULL, err) < 0)
+    if (rq_announce(w->conn, w->consumer, NULL, 0, err) < 0)
         log_debug("worker: withdraw: %s", err);
     pthread_mutex_unlock(&w->lock);
     buf_free(&info);
@@ -305,6 +329,11 @@ struct workers *workers_start(const struct worker_options *o, char err[BG_ERRLEN
         goto fail;
     }
     w->keeping = 1;
+    if (pthread_create(&w->announcer, NULL, announcer_main, w) != 0) {
+        bg_fail(err, BG_EIO, "cannot start the announcing thread");
+        goto fail;
+    }
+    w->announcing = 1;
     return w;
 fail:
     workers_free(w);
@@ -324,10 +353,13 @@ void workers_stop(struct workers *w)
     atomic_store(&w->stopping, 1);
     for (size_t i = 0; i < w->nthreads; i++)
         pthread_join(w->threads[i], NULL);
-    w->nthreads = 0;
+    atomic_store(&w->keeper_stop, 1);
     if (w->keeping)
         pthread_join(w->keeper, NULL);
-    w->keeping = 0;
+    if (w->announcing)
+        pthread_join(w->announcer, NULL);
+    w->keeping = w->announcing = 0;
+    w->nthreads = 0; /* last: the keeper and announcer read it */
 }
 
 void workers_free(struct workers *w)
@@ -353,7 +385,7 @@ int workers_ping(struct workers *w, char version[32], char err[BG_ERRLEN])
 int workers_list(struct workers *w, struct buf *out, char err[BG_ERRLEN])
 {
     pthread_mutex_lock(&w->lock);
-    int rc = rq_workers(w->conn, wall_ms(), out, err);
+    int rc = rq_workers(w->conn, out, err);
     pthread_mutex_unlock(&w->lock);
     return rc;
 }

@@ -462,10 +462,13 @@ static int route_compile(struct service *s, const struct api_request *req,
                       req->request_id);
         else if (rc == BG_EQUEUE)
             api_error(resp, 503, "queue_unavailable",
-                      "the shared job queue (Redis) is unreachable: retry later",
-                      req->request_id);
-        else
+                      "the shared job queue (Redis) is unreachable or refused the jobs: "
+                      "retry later", req->request_id);
+        else if (rc == BG_ENOMEM)
             api_error(resp, 500, "internal_error", "out of memory", req->request_id);
+        else
+            api_error(resp, 500, "internal_error", "the shared job queue answered oddly",
+                      req->request_id);
         resp->retry_after = 1;
         goto done;
     }

@@ -287,10 +287,15 @@ class DrainTest(unittest.TestCase):
     def test_front_door_and_worker_drain(self):
         f = front(self.DB, "--grace", "60")
         w = worker(self.DB, "--workers", "1", "--grace", "60")
+        other = None
         try:
             pending = in_background(f.compile_raw, "python",
-                                    "import time\ntime.sleep(3)\nprint('drained')", None, 120)
+                                    "import time\ntime.sleep(8)\nprint('drained')", None, 120)
             wait_for("the job taken", lambda: busy(w), timeout=120)
+            # Another worker stands by: the draining worker's run must stay
+            # its own (kept alive) through the grace, not be taken over.
+            other = worker(self.DB, "--workers", "1")
+            claimed = metric(other, "bg_cluster_jobs_claimed_total")
             f.proc.send_signal(signal.SIGTERM)
             w.proc.send_signal(signal.SIGTERM)
             status, _, body = pending()
@@ -300,8 +305,10 @@ class DrainTest(unittest.TestCase):
             self.assertEqual(f.proc.wait(60), 0, f.log_text())
             self.assertEqual(w.proc.wait(60), 0, w.log_text())
             self.assertEqual(our_containers(w.instance), [])
+            self.assertEqual(metric(other, "bg_cluster_jobs_claimed_total"), claimed)
+            self.assertEqual(metric(other, 'bg_runs_total{language="python",status="ok"}'), None)
         finally:
-            stop_all(w, f)
+            stop_all(w, f, other)
 
 
 class PoisonTest(unittest.TestCase):
@@ -384,6 +391,13 @@ class ForgedJobTest(unittest.TestCase):
             r = self.queue_forged(3, PYTHON_IMAGE, "print('held')")
             self.assertEqual(r["status"], "ok", r)
             self.assertEqual(base64.b64decode(r["run"]["out"]), b"held\n")
+            # Entries no worker can answer are dropped, not left pending for ever.
+            REDIS.cli("XADD", "bg:jobs", "*", "nonsense", "1", db=self.DB)
+            REDIS.cli("XADD", "bg:jobs", "*", "job", "not a header", db=self.DB)
+            wait_for("malformed entries dropped", lambda: REDIS.cli(
+                "XLEN", "bg:jobs", db=self.DB).strip() == "0")
+            self.assertIn("0", REDIS.cli("XPENDING", "bg:jobs", "bg-workers", db=self.DB)
+                          .split()[:1])
         finally:
             stop_all(w)
 
