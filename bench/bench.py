@@ -1054,7 +1054,9 @@ def main(argv):
     return exit_code
 
 
-if __name__ == "__main__":
+def run_main(main):
+    """Exit with main's status: 2 for a BenchError before the run began,
+    130 for Ctrl-C."""
     try:
         sys.exit(main(sys.argv[1:]))
     except BenchError as e:
@@ -1062,3 +1064,7 @@ if __name__ == "__main__":
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    run_main(main)
