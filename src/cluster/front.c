@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../common/clock.h"
 #include "../common/log.h"
 #include "../core/job.h"
 #include "wire.h"
@@ -45,20 +45,6 @@ struct front {
     atomic_int stop;
     struct rq *listen_conn; /* the listener's own: BLPOP blocks it */
 };
-
-static long mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 char *front_header_encode(const struct front_header *h)
 {
@@ -171,7 +157,7 @@ static struct entry *table_take_due(struct front *f, long now)
 static int make_entries(struct front *f, struct job **jobs, size_t n, char *spec_key,
                         struct entry **entries, char **headers)
 {
-    long long now = wall_ms(), deadline = now + f->o.queue_timeout_s * 1000LL;
+    long long now = clock_wall_ms(), deadline = now + f->o.queue_timeout_s * 1000LL;
     for (size_t i = 0; i < n; i++) {
         struct front_header h = {0};
         entries[i] = calloc(1, sizeof *entries[i]);
@@ -190,7 +176,7 @@ static int make_entries(struct front *f, struct job **jobs, size_t n, char *spec
         headers[i] = front_header_encode(&h);
         if (!headers[i])
             return BG_ENOMEM;
-        *entries[i] = (struct entry){h.seq, jobs[i], mono_s() + f->o.queue_timeout_s, NULL};
+        *entries[i] = (struct entry){h.seq, jobs[i], (long)(clock_mono_ms() / 1000) + f->o.queue_timeout_s, NULL};
     }
     return 0;
 }
@@ -371,10 +357,7 @@ static void answer(struct front *f, struct entry *e, const char *text, size_t le
     run_result_free(res);
     if (wire_result_decode(text, len, res, err) < 0) {
         log_error("front: a worker's result for job %llu is unreadable: %s", e->seq, err);
-        run_result_free(res);
-        run_result_init(res);
-        res->status = RUN_INTERNAL_ERROR;
-        snprintf(res->message, sizeof res->message, "a worker sent a result that could not be read");
+        run_result_fail(res, "a worker sent a result that could not be read");
     }
     struct job *j = e->job;
     free(e);
@@ -402,29 +385,19 @@ static void deliver(struct front *f, const struct buf *reply)
 
 static void fail_overdue(struct front *f)
 {
-    long now = mono_s();
+    long now = (long)(clock_mono_ms() / 1000);
     for (;;) {
         pthread_mutex_lock(&f->lock);
         struct entry *e = table_take_due(f, now);
         pthread_mutex_unlock(&f->lock);
         if (!e)
             return;
-        struct run_result *res = batch_job_result(e->job);
-        run_result_free(res);
-        run_result_init(res);
-        res->status = RUN_INTERNAL_ERROR;
-        snprintf(res->message, sizeof res->message,
-                 "no worker answered within %ld s (queue timeout)", f->o.queue_timeout_s);
+        run_result_fail(batch_job_result(e->job), "no worker answered within %ld s (queue timeout)",
+                        f->o.queue_timeout_s);
         struct job *j = e->job;
         free(e);
         f->o.done(j, f->o.arg);
     }
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void *listen_main(void *arg)
@@ -432,20 +405,18 @@ static void *listen_main(void *arg)
     struct front *f = arg;
     struct buf reply = BUF_INIT;
     char err[BG_ERRLEN];
-    long backoff = 0;
+    struct backoff b = {0};
     while (!atomic_load(&f->stop)) {
         int rc = rq_pop_reply(f->listen_conn, f->reply_key, LISTEN_WAIT_S, &reply, err);
         if (rc == 1)
             deliver(f, &reply);
-        if (rc < 0 && backoff == 0)
-            log_warn("front: Redis unreachable, results wait: %s", err);
-        if (rc >= 0 && backoff)
+        if (rc < 0) {
+            if (backoff_fail(&b, BACKOFF_MAX_MS))
+                log_warn("front: Redis unreachable, results wait: %s", err);
+            clock_sleep_ms(b.ms);
+        } else if (backoff_ok(&b)) {
             log_info("front: Redis answers again");
-        backoff = rc < 0 ? (backoff ? backoff * 2 : 100) : 0;
-        if (backoff > BACKOFF_MAX_MS)
-            backoff = BACKOFF_MAX_MS;
-        if (backoff)
-            pause_ms(backoff);
+        }
         fail_overdue(f);
     }
     buf_free(&reply);

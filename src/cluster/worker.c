@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../common/clock.h"
 #include "../common/jsonstr.h"
 #include "../common/log.h"
 #include "front.h"
@@ -42,21 +42,7 @@ struct task {
     const struct run_spec *spec;
     long long started_ms; /* wall clock, as the header's times */
     struct run_result res;
-    int replied;
 };
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Push the task's result to its front door and acknowledge the job. */
 static void reply(struct task *t)
@@ -65,7 +51,6 @@ static void reply(struct task *t)
     size_t len = 0, out_len = 0;
     char *res = wire_result_encode(&t->res, &len);
     char *text = res ? front_reply_encode(t->h.seq, res, len, &out_len) : NULL;
-    t->replied = 1;
     if (!text)
         log_error("worker: out of memory encoding the result of job %s", t->msg->id);
     else if (rq_finish(t->conn, t->msg->id, t->h.reply, t->h.spec, text, out_len,
@@ -80,13 +65,12 @@ static void reply(struct task *t)
 static void refuse(struct task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(struct task *t, const char *fmt, ...)
 {
+    char message[BG_ERRLEN];
     va_list ap;
-    run_result_free(&t->res);
-    run_result_init(&t->res);
-    t->res.status = RUN_INTERNAL_ERROR;
     va_start(ap, fmt);
-    vsnprintf(t->res.message, sizeof t->res.message, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    run_result_fail(&t->res, "%s", message);
     log_warn("[%s] worker: %s", t->h.request_id, t->res.message);
     reply(t);
 }
@@ -134,7 +118,7 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
                RQ_MAX_DELIVERIES);
         goto out;
     }
-    if (wall_ms() > t.h.deadline_ms) {
+    if (clock_wall_ms() > t.h.deadline_ms) {
         refuse(&t, "the job waited in the queue past its deadline");
         goto out;
     }
@@ -154,7 +138,7 @@ static void handle(struct workers *w, size_t slot, struct rq *conn, struct docke
     if (atomic_load(&w->stopping)) /* taken as we began to stop: leave it to another */
         goto out;
     t.spec = &spec;
-    t.started_ms = wall_ms();
+    t.started_ms = clock_wall_ms();
     set_inflight(w, slot, msg->id);
     w->o.exec.execute(w->o.exec.ctx, d, &spec, &t.res, run_done, &t);
     set_inflight(w, slot, "");
@@ -179,19 +163,17 @@ static void *thread_main(void *arg)
     struct docker *d = w->o.exec.engine_new(w->o.exec.ctx);
     struct rq_msg msg = {.job = BUF_INIT};
     char err[BG_ERRLEN];
-    long backoff = 0;
+    struct backoff b = {0};
     while (conn && d && !atomic_load(&w->stopping)) {
         int rc = rq_take(conn, w->consumer, w->o.claim_after_s * 1000L, TAKE_BLOCK_MS, &msg, err);
         if (rc < 0) {
-            if (backoff == 0)
+            if (backoff_fail(&b, BACKOFF_MAX_MS))
                 log_warn("worker: cannot take jobs: %s (retrying)", err);
-            backoff = backoff ? backoff * 2 : 100;
-            pause_ms(backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+            clock_sleep_ms(b.ms);
             continue;
         }
-        if (backoff)
+        if (backoff_ok(&b))
             log_info("worker: Redis answers again");
-        backoff = 0;
         if (rc == 1)
             handle(w, slot, conn, d, &msg);
     }
@@ -236,7 +218,7 @@ static void keep(struct workers *w, long *pruned_at)
             ids[n++] = w->inflight[i];
     if (rq_keepalive(w->conn, w->consumer, ids, n, err) < 0)
         log_warn("worker: keepalive: %s", err);
-    long now = (long)(wall_ms() / 1000);
+    long now = (long)(clock_wall_ms() / 1000);
     if (now - *pruned_at >= PRUNE_EVERY_S) {
         *pruned_at = now;
         if (rq_prune_consumers(w->conn, PRUNE_IDLE_MS, err) < 0)
@@ -256,7 +238,7 @@ static long tick_ms(const struct workers *w)
 static void tick(const struct workers *w, atomic_int *flag)
 {
     for (long slept = 0; slept < tick_ms(w) && !atomic_load(flag); slept += 100)
-        pause_ms(100);
+        clock_sleep_ms(100);
 }
 
 /* The keepalive runs until the job threads are joined: runs finishing

@@ -175,9 +175,6 @@ void batch_job_fail(struct job *j, const char *message)
         batch_job_done(j);
         return;
     }
-    struct run_result *r = &b->results[j->index];
-    run_result_init(r);
-    r->status = RUN_INTERNAL_ERROR;
-    snprintf(r->message, sizeof r->message, "%s", message);
+    run_result_fail(&b->results[j->index], "%s", message);
     batch_job_done(j);
 }

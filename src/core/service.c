@@ -8,6 +8,7 @@
 
 #include "../cluster/front.h"
 #include "../cluster/worker.h"
+#include "../common/clock.h"
 #include "../common/jsonstr.h"
 #include "../common/log.h"
 #include "metrics.h"
@@ -134,8 +135,6 @@ int service_image_present(struct service *s, const char *image, char err[BG_ERRL
     return rc;
 }
 
-static long now_s(void);
-
 /* A pull of image failed less than PULL_BACKOFF_S ago (control_lock held). */
 static struct pull_failure *recent_failure(struct service *s, const char *image, int make)
 {
@@ -143,7 +142,7 @@ static struct pull_failure *recent_failure(struct service *s, const char *image,
     for (size_t i = 0; i < sizeof s->pull_failures / sizeof s->pull_failures[0]; i++) {
         struct pull_failure *f = &s->pull_failures[i];
         if (strcmp(f->image, image) == 0)
-            return make || now_s() - f->at < PULL_BACKOFF_S ? f : NULL;
+            return make || (long)(clock_mono_ms() / 1000) - f->at < PULL_BACKOFF_S ? f : NULL;
         if (f->at < oldest->at)
             oldest = f;
     }
@@ -167,7 +166,7 @@ int service_image_ready(struct service *s, const char *image, char err[BG_ERRLEN
             rc = 1;
         else {
             log_warn("pull of %s failed: %s (not again for %d s)", image, why, PULL_BACKOFF_S);
-            recent_failure(s, image, 1)->at = now_s();
+            recent_failure(s, image, 1)->at = (long)(clock_mono_ms() / 1000);
         }
     }
     pthread_mutex_unlock(&s->control_lock);
@@ -206,13 +205,6 @@ struct finish {
     struct job *job;
     long started_ms;
 };
-
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A compile is done: queue its runs into their reserved places, or answer
  * every run with the compile's failure. */
@@ -286,7 +278,7 @@ static void job_finished(void *arg)
  * counted up to the answer: the run's start is not known here). */
 static void remote_done(struct job *j, void *arg)
 {
-    long now = mono_ms();
+    long now = (long)clock_mono_ms();
     job_complete(arg, j, now - batch_job_result(j)->duration_ms);
 }
 
@@ -299,8 +291,7 @@ static int execute(void *ctx, struct docker *d, const struct run_spec *spec,
     char err[BG_ERRLEN];
     if (ensure_supervisor(s, d, err) < 0) {
         log_error("cannot stage the sandbox helper: %s", err);
-        run_result_init(res);
-        snprintf(res->message, sizeof res->message, "cannot prepare the sandbox: %.200s", err);
+        run_result_fail(res, "cannot prepare the sandbox: %.200s", err);
         res->engine_down = 1;
         done(arg);
         return BG_EENGINE;
@@ -316,7 +307,7 @@ static int execute(void *ctx, struct docker *d, const struct run_spec *spec,
 static void run_one(struct service *s, struct docker *d, struct job *j)
 {
     struct batch *b = j->batch;
-    struct finish f = {s, j, mono_ms()};
+    struct finish f = {s, j, (long)clock_mono_ms()};
     if (atomic_load(&b->cancelled)) {
         if (j->index == JOB_COMPILE)
             s->queue->ops->release(s->queue->self, b->count);
@@ -488,7 +479,7 @@ int service_submit(struct service *s, struct batch *b)
 {
     /* A compiled language queues its compile and keeps places for its runs. */
     size_t n = b->compiled ? 1 : b->count, reserve = b->compiled ? b->count : 0;
-    b->queued_ms = mono_ms();
+    b->queued_ms = (long)clock_mono_ms();
     struct job **jobs = calloc(n, sizeof *jobs);
     if (!jobs)
         return BG_ENOMEM;
@@ -502,13 +493,6 @@ int service_submit(struct service *s, struct batch *b)
             batch_unref(b);
     free(jobs);
     return rc;
-}
-
-static long now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
 }
 
 int service_cluster_workers(struct service *s, struct buf *out, char err[BG_ERRLEN])
@@ -539,10 +523,9 @@ void service_stop(struct service *s)
     s->queue->ops->close(s->queue->self);
     workers_quit(s->cluster); /* the shared queue keeps what we did not take */
     /* Jobs still waiting after the grace period are answered, not run. */
-    long until = now_s() + s->cfg.grace_s;
-    while (now_s() < until && (s->queue->ops->depth(s->queue->self) || atomic_load(&s->busy))) {
-        struct timespec pause = {0, 50 * 1000000};
-        nanosleep(&pause, NULL);
+    long until = (long)(clock_mono_ms() / 1000) + s->cfg.grace_s;
+    while ((long)(clock_mono_ms() / 1000) < until && (s->queue->ops->depth(s->queue->self) || atomic_load(&s->busy))) {
+        clock_sleep_ms(50);
     }
     struct job *j;
     if (s->cfg.queue && !s->cfg.worker_process) /* results after this are not awaited */

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,16 @@ void run_result_init(struct run_result *r)
     step_init(&r->compile);
     step_init(&r->run);
     r->status = RUN_INTERNAL_ERROR;
+}
+
+void run_result_fail(struct run_result *r, const char *fmt, ...)
+{
+    va_list ap;
+    run_result_free(r);
+    run_result_init(r); /* internal_error */
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
 }
 
 static void files_free(struct run_file *files, size_t n)

@@ -115,6 +115,10 @@ void run_counters(struct run_counters *out);
 
 const char *run_status_name(enum run_status s);
 void run_result_init(struct run_result *r);
+/* Make r (initialised) a failure of the service itself: whatever it held
+ * goes, the status is internal_error and the message says what failed. */
+void run_result_fail(struct run_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void run_result_free(struct run_result *r);
 void run_spec_free(struct run_spec *s);
 
