@@ -73,6 +73,11 @@ def metric(server, name):
     return int(m.group(1)) if m else None
 
 
+def stream_length(db):
+    """Entries in the shared queue's stream (waiting or running)."""
+    return int(REDIS.cli("XLEN", "bg:jobs", db=db))
+
+
 def stop_all(*servers):
     """SIGTERM each; the exit status of each (0: drained cleanly, and under
     the sanitizers, no leak)."""
@@ -232,10 +237,10 @@ class BacklogTest(unittest.TestCase):
             waiting = [in_background(a.compile_raw, "python", "print('a%d')" % i, None, 300)
                        for i in range(2)]
             wait_for("two jobs in the stream",
-                     lambda: REDIS.cli("XLEN", "bg:jobs", db=self.DB).strip() == "2")
+                     lambda: stream_length(self.DB) == 2)
             waiting.append(in_background(b.compile_raw, "python", "print('b0')", None, 300))
             wait_for("three jobs in the stream",
-                     lambda: REDIS.cli("XLEN", "bg:jobs", db=self.DB).strip() == "3")
+                     lambda: stream_length(self.DB) == 3)
             # No worker runs: the fourth job anywhere is refused.
             for s in (a, b):
                 status, headers, body = s.compile_raw("python", "print('over')")
@@ -274,7 +279,7 @@ class ExpiryTest(unittest.TestCase):
                 "EXISTS", reply, db=self.DB).strip() == "0", timeout=60)
             keys = REDIS.cli("KEYS", "bg:spec:*", db=self.DB).split()
             self.assertEqual(keys, [], "specs of answered jobs stay")
-            self.assertEqual(REDIS.cli("XLEN", "bg:jobs", db=self.DB).strip(), "0")
+            self.assertEqual(stream_length(self.DB), 0)
         finally:
             stop_all(w, f)
 
@@ -322,7 +327,7 @@ class PoisonTest(unittest.TestCase):
             REDIS.cli("XGROUP", "CREATE", "bg:jobs", "bg-workers", "0", "MKSTREAM", db=self.DB)
             pending = in_background(f.compile_raw, "python", "print('never')", None, 300)
             wait_for("the job in the stream",
-                     lambda: REDIS.cli("XLEN", "bg:jobs", db=self.DB).strip() == "1")
+                     lambda: stream_length(self.DB) == 1)
             # Three workers take it and die (as Redis sees it: a consumer
             # that read the entry and never answered).
             out = REDIS.cli("XREADGROUP", "GROUP", "bg-workers", "ghost-1", "COUNT", "1",
@@ -336,7 +341,7 @@ class PoisonTest(unittest.TestCase):
             self.assertEqual(body[0]["status"], "internal_error", body)
             self.assertIn("none finished it", body[0]["message"])
             self.assertEqual(metric(w, "bg_cluster_jobs_dead_total"), 1)
-            self.assertEqual(REDIS.cli("XLEN", "bg:jobs", db=self.DB).strip(), "0")
+            self.assertEqual(stream_length(self.DB), 0)
             # The queue goes on: the next job runs normally.
             status, _, body = f.compile_raw("python", "print('next')")
             self.assertEqual(body[0]["stdout"], "next\n", body)
@@ -394,8 +399,7 @@ class ForgedJobTest(unittest.TestCase):
             # Entries no worker can answer are dropped, not left pending for ever.
             REDIS.cli("XADD", "bg:jobs", "*", "nonsense", "1", db=self.DB)
             REDIS.cli("XADD", "bg:jobs", "*", "job", "not a header", db=self.DB)
-            wait_for("malformed entries dropped", lambda: REDIS.cli(
-                "XLEN", "bg:jobs", db=self.DB).strip() == "0")
+            wait_for("malformed entries dropped", lambda: stream_length(self.DB) == 0)
             self.assertIn("0", REDIS.cli("XPENDING", "bg:jobs", "bg-workers", db=self.DB)
                           .split()[:1])
         finally:

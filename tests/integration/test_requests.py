@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import PYTHON_IMAGE, ServerTest, our_containers
+from harness import PYTHON_IMAGE, ServerTest
 
 MAX_BODY_KB = 64
 MAX_COUNT = 3
@@ -64,26 +64,8 @@ class RequestTest(ServerTest):
     flags = ("--max-body", str(MAX_BODY_KB), "--max-count", str(MAX_COUNT), "--workers", "2")
     images = (PYTHON_IMAGE,)
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.instance = getattr(cls.server, "instance", None)
-        if not cls.instance:
-            m = re.search(r"instance (\S+)\)", cls.server.log_text())
-            cls.instance = m.group(1) if m else None
-        assert cls.instance, "cannot tell the server's instance id from its log"
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        # The server is gone (SIGTERM): nothing of it may remain, the warm
-        # pool's ready containers included.
-        deadline = time.time() + 30
-        left = our_containers(cls.instance)
-        while left and time.time() < deadline:
-            time.sleep(0.2)
-            left = our_containers(cls.instance)
-        assert left == [], "containers left behind: %r" % left
+    # ServerTest.tearDownClass checks that nothing of the server (the warm
+    # pool's ready containers included) remains once it has stopped.
 
     # ---- helpers ----
 
